@@ -1,0 +1,3 @@
+"""Pivotal Flow Reporting: compliance summaries and governed exports."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,89 @@
+"""Engine, sessions and the tenant-scoped transaction.
+
+``Database.tenant_session`` is the only way request handlers and tasks read business
+tables: it switches to the non-owner role ``pivotal_tenant`` (so row-level security
+applies even when we connect as a superuser) and sets ``app.organization_id`` for the
+transaction only, so nothing leaks through the pool to the next request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from pivotal_reporting.config import Settings
+from pivotal_reporting.embedded import start_embedded
+from pivotal_reporting.rls import TENANT_ROLE
+
+# One round trip: set_config('role', ..., true) is SET LOCAL ROLE.
+_ENTER_TENANT = text(
+    f"SELECT set_config('role', '{TENANT_ROLE}', true), "
+    "set_config('app.organization_id', :org, true)"
+)
+_SET_MAINTENANCE = text("SELECT set_config('app.maintenance', 'on', true)")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The libpq URL to use: the configured one, else the embedded server's."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.data_dir / "pg")
+
+
+def sqlalchemy_url(libpq_url: str) -> str:
+    """``postgresql://...`` → ``postgresql+psycopg://...`` (psycopg 3 driver)."""
+    scheme, sep, rest = libpq_url.partition("://")
+    if not sep or scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise ValueError("database URL must start with postgresql://")
+    return f"postgresql+psycopg://{rest}"
+
+
+@dataclass
+class Database:
+    """The application's connection pool and its two kinds of transaction."""
+
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 10) -> Database:
+        engine = create_async_engine(
+            sqlalchemy_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+        return cls(url=url, engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
+
+    @asynccontextmanager
+    async def tenant_session(self, organization_id: str) -> AsyncIterator[AsyncSession]:
+        """One transaction scoped to ``organization_id``; commits on success."""
+        if not organization_id:
+            raise ValueError("organization_id is required for a tenant session")
+        async with self.sessions() as session, session.begin():
+            await session.execute(_ENTER_TENANT, {"org": organization_id})
+            yield session
+
+    @asynccontextmanager
+    async def system_session(self) -> AsyncIterator[AsyncSession]:
+        """An owner transaction for cross-tenant maintenance (CLI, sweeper).
+
+        Never used to answer a request: it bypasses row-level security.
+        """
+        async with self.sessions() as session, session.begin():
+            await session.execute(_SET_MAINTENANCE)
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

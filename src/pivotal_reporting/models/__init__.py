@@ -1,0 +1,41 @@
+"""ORM models: importing this package registers every table on ``Base.metadata``."""
+
+from pivotal_reporting.models.audit_log import AuditChainHead, AuditLog
+from pivotal_reporting.models.base import Base, new_id
+from pivotal_reporting.models.business import (
+    Customer,
+    Invoice,
+    Payment,
+    Project,
+    Quote,
+    TimeEntry,
+)
+from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.models.tenancy import (
+    Organization,
+    Permission,
+    Role,
+    RolePermission,
+    User,
+    UserRole,
+)
+
+__all__ = [
+    "AuditChainHead",
+    "AuditLog",
+    "Base",
+    "Customer",
+    "ExportJob",
+    "Invoice",
+    "Organization",
+    "Payment",
+    "Permission",
+    "Project",
+    "Quote",
+    "Role",
+    "RolePermission",
+    "TimeEntry",
+    "User",
+    "UserRole",
+    "new_id",
+]
