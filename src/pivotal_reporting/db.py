@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -37,6 +38,12 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return start_embedded(settings.data_dir / "pg")
+
+
+def with_database(libpq_url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(libpq_url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def sqlalchemy_url(libpq_url: str) -> str:

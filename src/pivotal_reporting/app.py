@@ -1,0 +1,42 @@
+"""``create_app()``: settings, database, error handlers, routers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from pivotal_reporting import __version__, schema
+from pivotal_reporting.api import mount_routers
+from pivotal_reporting.config import Settings, get_settings
+from pivotal_reporting.db import Database, resolve_database_url
+from pivotal_reporting.errors import install_error_handlers
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    """The ASGI application. ``database_url`` overrides settings (the CLI resolves it once)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = database_url or resolve_database_url(settings)
+        app.state.database = Database.connect(url, pool_size=settings.db_pool_size)
+        app.state.head_revision = schema.head_revision()
+        try:
+            async with AsyncExitStack():
+                yield
+        finally:
+            await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Pivotal Flow Reporting",
+        version=__version__,
+        description="Compliance reporting: exact summaries and governed exports.",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    mount_routers(app)
+    return app

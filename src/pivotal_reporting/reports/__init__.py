@@ -1,0 +1,1 @@
+"""The report catalog: ``base.py`` holds the contract, one module per report type."""
