@@ -1,0 +1,1 @@
+"""Export jobs: request, run on the queue, stream at PostgreSQL speed, download."""
