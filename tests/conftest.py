@@ -20,6 +20,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
@@ -96,10 +97,10 @@ def _free_port() -> int:
 class ServerThread:
     """uvicorn serving the real app on a loopback port, in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, app: FastAPI) -> None:
         self.port = _free_port()
         config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -124,7 +125,7 @@ class ServerThread:
 
 @pytest.fixture(scope="session")
 def api_server(settings: Settings) -> Iterator[ServerThread]:
-    with ServerThread(settings) as server:
+    with ServerThread(create_app(settings)) as server:
         yield server
 
 

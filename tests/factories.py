@@ -59,7 +59,9 @@ def create_organization(db: Session, **overrides: Any) -> Organization:
     return _save(db, Organization(**(values | overrides)))
 
 
-def create_user(db: Session, *, org: Organization, permissions: tuple[str, ...] = (), **overrides: Any) -> User:
+def create_user(
+    db: Session, *, org: Organization, permissions: tuple[str, ...] = (), **overrides: Any
+) -> User:
     """A user; with ``permissions``, also a role holding exactly those."""
     user_id = overrides.pop("id", unique("usr"))
     values: dict[str, Any] = {
@@ -76,8 +78,18 @@ def create_user(db: Session, *, org: Organization, permissions: tuple[str, ...] 
     return user
 
 
-def create_role(db: Session, *, org: Organization, permissions: tuple[str, ...] = (), **overrides: Any) -> Role:
-    role = _save(db, Role(**({"id": unique("role"), "organization_id": org.id, "name": unique("role")} | overrides)))
+def create_role(
+    db: Session, *, org: Organization, permissions: tuple[str, ...] = (), **overrides: Any
+) -> Role:
+    role = _save(
+        db,
+        Role(
+            **(
+                {"id": unique("role"), "organization_id": org.id, "name": unique("role")}
+                | overrides
+            )
+        ),
+    )
     for permission in permissions:
         db.add(RolePermission(organization_id=org.id, role_id=role.id, permission_id=permission))
     db.commit()
@@ -85,11 +97,17 @@ def create_role(db: Session, *, org: Organization, permissions: tuple[str, ...] 
 
 
 def create_customer(db: Session, *, org: Organization, **overrides: Any) -> Customer:
-    values: dict[str, Any] = {"id": unique("cus"), "organization_id": org.id, "name": unique("Customer")}
+    values: dict[str, Any] = {
+        "id": unique("cus"),
+        "organization_id": org.id,
+        "name": unique("Customer"),
+    }
     return _save(db, Customer(**(values | overrides)))
 
 
-def create_project(db: Session, *, org: Organization, customer: Customer | None = None, **overrides: Any) -> Project:
+def create_project(
+    db: Session, *, org: Organization, customer: Customer | None = None, **overrides: Any
+) -> Project:
     customer = customer or create_customer(db, org=org)
     values: dict[str, Any] = {
         "id": unique("prj"),
@@ -113,7 +131,8 @@ def create_quote(
     created = overrides.pop("created_at", datetime(2024, 1, 10, tzinfo=UTC))
     status = overrides.pop("status", "accepted")
     decided = overrides.pop(
-        "decided_at", created + timedelta(days=3) if status in ("accepted", "rejected", "expired") else None
+        "decided_at",
+        created + timedelta(days=3) if status in ("accepted", "rejected", "expired") else None,
     )
     values: dict[str, Any] = {
         "id": unique("quo"),
@@ -214,9 +233,13 @@ def create_time_entry(
         "billable": True,
         "status": status,
         "submitted_at": submitted,
-        "approved_at": submitted + timedelta(hours=24) if status == "approved" and submitted else None,
+        "approved_at": submitted + timedelta(hours=24)
+        if status == "approved" and submitted
+        else None,
         "approved_by": None,
-        "rejected_at": submitted + timedelta(hours=24) if status == "rejected" and submitted else None,
+        "rejected_at": submitted + timedelta(hours=24)
+        if status == "rejected" and submitted
+        else None,
     }
     return _save(db, TimeEntry(**(values | overrides)))
 
@@ -264,7 +287,12 @@ class Tenant:
     settings: Settings
 
     def token(self, user: User, expires_in: timedelta = timedelta(hours=1)) -> str:
-        return mint_token(self.settings, user_id=user.id, organization_id=user.organization_id, expires_in=expires_in)
+        return mint_token(
+            self.settings,
+            user_id=user.id,
+            organization_id=user.organization_id,
+            expires_in=expires_in,
+        )
 
     def headers(self, user: User) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user)}"}

@@ -87,6 +87,6 @@ async def verify_chain(session: AsyncSession, organization_id: str, *, batch: in
         for row in rows:
             problem = _row_problem(row, last_seq + 1, expected_prev)
             if problem is not None:
-                return ChainReport(organization_id, checked, ChainBreak(row.seq, row.id, problem))
+                return ChainReport(organization_id, checked, ChainBreak(last_seq + 1, row.id, problem))
             checked += 1
             expected_prev, last_seq = row.hash, row.seq
