@@ -78,7 +78,8 @@ def test_concurrent_appends_form_one_unbroken_chain(
         assert json.loads(row.payload)["prev_hash"] == previous
         previous = row.hash
     report = _verify(database, org.id)
-    assert report.ok and report.rows_checked == 80
+    assert report.ok
+    assert report.rows_checked == 80
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,8 @@ def test_verify_detects_truncated_tail(
             text("DELETE FROM audit_logs WHERE organization_id = :o AND seq = 6"), {"o": org.id}
         )
     report = _verify(database, org.id)
-    assert report.first_break is not None and "chain head" in report.first_break.reason
+    assert report.first_break is not None
+    assert "chain head" in report.first_break.reason
 
 
 def test_audit_verify_cli_exit_codes(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-
-import psycopg
-import pytest
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
+import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from pivotal_reporting.db import Database
 from tests.factories import (
     create_audit_log,
-    create_export_job,
     create_customer,
+    create_export_job,
     create_invoice,
     create_organization,
     create_payment,

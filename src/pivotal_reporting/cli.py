@@ -14,19 +14,25 @@ from pivotal_reporting import schema
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
 
-app = typer.Typer(help="Pivotal Flow Reporting: compliance summaries and governed exports.", no_args_is_help=True)
+app = typer.Typer(
+    help="Pivotal Flow Reporting: compliance summaries and governed exports.", no_args_is_help=True
+)
 audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 
 def _setup(settings: Settings) -> str:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     return resolve_database_url(settings)
 
 
 @app.command()
 def migrate(
-    check: Annotated[bool, typer.Option("--check", help="Fail if models and migrations differ.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if models and migrations differ.")
+    ] = False,
 ) -> None:
     """Apply Alembic migrations up to head (or, with --check, fail on drift)."""
     url = _setup(get_settings())
@@ -34,7 +40,9 @@ def migrate(
     if check:
         drift = schema.pending_drift(url)
         if drift:
-            typer.echo(f"schema drift: {len(drift)} difference(s) between models and migrations", err=True)
+            typer.echo(
+                f"schema drift: {len(drift)} difference(s) between models and migrations", err=True
+            )
             for item in drift:
                 typer.echo(f"  {item}", err=True)
             raise typer.Exit(1)
@@ -62,7 +70,9 @@ def serve(
         ensure_demo_data(url)
         token = _mint(settings, url, DEMO_USER_ID, timedelta(days=1))
         typer.echo(f"\nPivotal Flow Reporting on {base}  (docs: {base}/docs)")
-        typer.echo(f"Demo organization {DEMO_ORG_ID}, user {DEMO_USER_ID}; bearer token (24 h):\n\n{token}\n")
+        typer.echo(
+            f"Demo organization {DEMO_ORG_ID}, user {DEMO_USER_ID}; bearer token (24 h):\n\n{token}\n"
+        )
         header = shlex.quote(f"Authorization: Bearer {token}")
         typer.echo(f"Try:\n  curl -s -H {header} {base}/v1/me\n")
     else:
@@ -80,7 +90,9 @@ def _mint(settings: Settings, url: str, user_id: str, expires_in: timedelta) -> 
         try:
             async with database.system_session() as session:
                 org: str | None = (
-                    await session.execute(text("SELECT organization_id FROM users WHERE id = :id"), {"id": user_id})
+                    await session.execute(
+                        text("SELECT organization_id FROM users WHERE id = :id"), {"id": user_id}
+                    )
                 ).scalar()
                 return org
         finally:
@@ -90,13 +102,17 @@ def _mint(settings: Settings, url: str, user_id: str, expires_in: timedelta) -> 
     if organization_id is None:
         typer.echo(f"no user with id {user_id!r}", err=True)
         raise typer.Exit(1)
-    return mint_token(settings, user_id=user_id, organization_id=organization_id, expires_in=expires_in)
+    return mint_token(
+        settings, user_id=user_id, organization_id=organization_id, expires_in=expires_in
+    )
 
 
 @app.command()
 def token(
     user: Annotated[str, typer.Option("--user", help="The user's id.")],
-    expires_in: Annotated[int, typer.Option("--expires-in", help="Lifetime in seconds.", min=1)] = 3600,
+    expires_in: Annotated[
+        int, typer.Option("--expires-in", help="Lifetime in seconds.", min=1)
+    ] = 3600,
 ) -> None:
     """Mint a bearer token for an existing user."""
     settings = get_settings()
@@ -107,7 +123,9 @@ def token(
 @app.command("demo-data")
 def demo_data(
     orgs: Annotated[int, typer.Option(help="Number of organizations.", min=1, max=50)] = 3,
-    scale: Annotated[int, typer.Option(help="Rows per business table in the first organization.", min=10)] = 5000,
+    scale: Annotated[
+        int, typer.Option(help="Rows per business table in the first organization.", min=10)
+    ] = 5000,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same data.")] = 42,
 ) -> None:
     """Load deterministic, realistic demo data (replaces earlier demo data)."""
@@ -124,7 +142,9 @@ def demo_data(
 
 @audit_app.command("verify")
 def audit_verify(
-    org: Annotated[str | None, typer.Option("--org", help="One organization (default: all).")] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="One organization (default: all).")
+    ] = None,
 ) -> None:
     """Recompute each organization's hash chain; report the first broken row."""
     from sqlalchemy import text
@@ -140,7 +160,11 @@ def audit_verify(
                 if org:
                     orgs = [org]
                 else:
-                    orgs = list((await session.execute(text("SELECT id FROM organizations ORDER BY id"))).scalars())
+                    orgs = list(
+                        (
+                            await session.execute(text("SELECT id FROM organizations ORDER BY id"))
+                        ).scalars()
+                    )
                 all_ok = True
                 for organization_id in orgs:
                     report = await verify_chain(session, organization_id)

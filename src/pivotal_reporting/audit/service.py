@@ -53,7 +53,9 @@ async def record_event(
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one event to ``organization_id``'s chain in the current transaction."""
-    head = (await session.execute(_LOCK_HEAD, {"org": organization_id, "genesis": GENESIS_HASH})).one()
+    head = (
+        await session.execute(_LOCK_HEAD, {"org": organization_id, "genesis": GENESIS_HASH})
+    ).one()
     entry = AuditEntry(
         organization_id=organization_id,
         seq=head.seq + 1,

@@ -72,11 +72,17 @@ def _row_problem(row: Row[Any], expected_seq: int, expected_prev: str) -> str | 
     return None
 
 
-async def verify_chain(session: AsyncSession, organization_id: str, *, batch: int = 5000) -> ChainReport:
+async def verify_chain(
+    session: AsyncSession, organization_id: str, *, batch: int = 5000
+) -> ChainReport:
     """Walk the chain in ``seq`` order, in batches; stop at the first broken row."""
     checked, expected_prev, last_seq = 0, GENESIS_HASH, 0
     while True:
-        rows = (await session.execute(_ROWS, {"org": organization_id, "after": last_seq, "batch": batch})).all()
+        rows = (
+            await session.execute(
+                _ROWS, {"org": organization_id, "after": last_seq, "batch": batch}
+            )
+        ).all()
         if not rows:
             head = (await session.execute(_HEAD, {"org": organization_id})).one_or_none()
             head_seq, head_hash = (head.seq, head.last_hash) if head else (0, GENESIS_HASH)
@@ -87,6 +93,8 @@ async def verify_chain(session: AsyncSession, organization_id: str, *, batch: in
         for row in rows:
             problem = _row_problem(row, last_seq + 1, expected_prev)
             if problem is not None:
-                return ChainReport(organization_id, checked, ChainBreak(last_seq + 1, row.id, problem))
+                return ChainReport(
+                    organization_id, checked, ChainBreak(last_seq + 1, row.id, problem)
+                )
             checked += 1
             expected_prev, last_seq = row.hash, row.seq

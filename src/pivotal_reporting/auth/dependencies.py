@@ -39,6 +39,12 @@ async def get_principal(
     return principal
 
 
+def _route_template(request: Request) -> str:
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) else request.url.path
+
+
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
@@ -56,7 +62,7 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
                 user_id=principal.user_id,
                 action="access_denied",
                 resource="route",
-                resource_id=request.scope.get("route").path if request.scope.get("route") else request.url.path,
+                resource_id=_route_template(request),
                 details={"method": request.method, "required_permission": permission},
             )
         raise Forbidden(f"This action requires the '{permission}' permission.")

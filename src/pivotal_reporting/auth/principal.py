@@ -49,7 +49,9 @@ class Principal:
 async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principal | None:
     """The active user named by ``claims`` in a live organization, or ``None``."""
     row = (
-        await session.execute(_PRINCIPAL_SQL, {"user_id": claims.user_id, "org": claims.organization_id})
+        await session.execute(
+            _PRINCIPAL_SQL, {"user_id": claims.user_id, "org": claims.organization_id}
+        )
     ).one_or_none()
     if row is None:
         return None

@@ -9,7 +9,9 @@ from pivotal_reporting.auth.principal import Principal
 
 
 class CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
+    )
 
 
 class UserRead(CamelModel):
@@ -33,7 +35,9 @@ class MeRead(CamelModel):
     @classmethod
     def from_principal(cls, principal: Principal) -> MeRead:
         return cls(
-            user=UserRead(id=principal.user_id, email=principal.email, display_name=principal.display_name),
+            user=UserRead(
+                id=principal.user_id, email=principal.email, display_name=principal.display_name
+            ),
             organization=OrganizationRead(
                 id=principal.organization_id,
                 name=principal.organization_name,

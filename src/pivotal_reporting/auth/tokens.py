@@ -20,7 +20,9 @@ class TokenClaims:
     organization_id: str
 
 
-def mint_token(settings: Settings, *, user_id: str, organization_id: str, expires_in: timedelta) -> str:
+def mint_token(
+    settings: Settings, *, user_id: str, organization_id: str, expires_in: timedelta
+) -> str:
     """A signed token for ``user_id`` of ``organization_id``, valid for ``expires_in``."""
     now = datetime.now(UTC)
     claims: dict[str, object] = {
@@ -57,6 +59,11 @@ def verify_token(settings: Settings, token: str) -> TokenClaims:
     except jwt.PyJWTError as exc:
         raise Unauthorized("The bearer token is invalid.") from exc
     user_id, organization_id = claims.get("sub"), claims.get(ORG_CLAIM)
-    if not isinstance(user_id, str) or not isinstance(organization_id, str) or not user_id or not organization_id:
+    if (
+        not isinstance(user_id, str)
+        or not isinstance(organization_id, str)
+        or not user_id
+        or not organization_id
+    ):
         raise Unauthorized("The bearer token is invalid.")
     return TokenClaims(user_id=user_id, organization_id=organization_id)

@@ -50,7 +50,9 @@ def tenant_fk(column: str, table: str) -> ForeignKeyConstraint:
 
 
 def tenant_index(table: str, *columns: str) -> Index:
-    return Index(f"ix_{table}_{'_'.join(('organization_id', *columns))}", "organization_id", *columns)
+    return Index(
+        f"ix_{table}_{'_'.join(('organization_id', *columns))}", "organization_id", *columns
+    )
 
 
 class Customer(Base):
@@ -99,7 +101,9 @@ class Quote(Base):
             "(status IN ('accepted', 'rejected', 'expired')) = (decided_at IS NOT NULL)",
             name="decided_at_iff_decided",
         ),
-        CheckConstraint("decided_at IS NULL OR decided_at >= created_at", name="decided_after_created"),
+        CheckConstraint(
+            "decided_at IS NULL OR decided_at >= created_at", name="decided_after_created"
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -91,7 +91,9 @@ class RolePermission(Base):
     __tablename__ = "role_permissions"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["organization_id", "role_id"], ["roles.organization_id", "roles.id"], ondelete="CASCADE"
+            ["organization_id", "role_id"],
+            ["roles.organization_id", "roles.id"],
+            ondelete="CASCADE",
         ),
     )
 
@@ -108,10 +110,14 @@ class UserRole(Base):
     __tablename__ = "user_roles"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["organization_id", "user_id"], ["users.organization_id", "users.id"], ondelete="CASCADE"
+            ["organization_id", "user_id"],
+            ["users.organization_id", "users.id"],
+            ondelete="CASCADE",
         ),
         ForeignKeyConstraint(
-            ["organization_id", "role_id"], ["roles.organization_id", "roles.id"], ondelete="CASCADE"
+            ["organization_id", "role_id"],
+            ["roles.organization_id", "roles.id"],
+            ondelete="CASCADE",
         ),
         Index("ix_user_roles_organization_id_role_id", "organization_id", "role_id"),
     )

@@ -10,7 +10,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from pivotal_reporting.rls import TENANT_ROLE, create_tenant_role, disable_tenant_rls, enable_tenant_rls
+from pivotal_reporting.rls import (
+    TENANT_ROLE,
+    create_tenant_role,
+    disable_tenant_rls,
+    enable_tenant_rls,
+)
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -50,14 +55,23 @@ def upgrade() -> None:
     op.execute(f"GRANT SELECT, INSERT ON audit_logs TO {TENANT_ROLE}")
     op.execute(f"GRANT SELECT, INSERT, UPDATE ON audit_chain_heads TO {TENANT_ROLE}")
     permissions = sa.table(
-        "permissions", sa.column("id", sa.Text), sa.column("name", sa.Text), sa.column("description", sa.Text)
+        "permissions",
+        sa.column("id", sa.Text),
+        sa.column("name", sa.Text),
+        sa.column("description", sa.Text),
     )
     op.bulk_insert(permissions, [{"id": p, "name": p, "description": d} for p, d in PERMISSIONS])
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM permissions")
-    tables = (*READ_ONLY_TENANT_TABLES, "export_jobs", "audit_logs", "audit_chain_heads", "organizations")
+    tables = (
+        *READ_ONLY_TENANT_TABLES,
+        "export_jobs",
+        "audit_logs",
+        "audit_chain_heads",
+        "organizations",
+    )
     op.execute(f"REVOKE ALL ON {', '.join(tables)}, permissions FROM {TENANT_ROLE}")
     for table in tables:
         for statement in disable_tenant_rls(table):
