@@ -6,8 +6,10 @@ from fastapi import FastAPI
 
 from pivotal_reporting import health
 from pivotal_reporting.auth import endpoints as identity
+from pivotal_reporting.observability import exposition
 
 
 def mount_routers(app: FastAPI) -> None:
     app.include_router(health.router)
+    app.include_router(exposition.router)
     app.include_router(identity.router)

@@ -12,6 +12,7 @@ from pivotal_reporting.api import mount_routers
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
 from pivotal_reporting.errors import install_error_handlers
+from pivotal_reporting.observability.install import install_middleware
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
@@ -38,5 +39,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_middleware(app, settings)
     mount_routers(app)
     return app

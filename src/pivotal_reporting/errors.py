@@ -16,7 +16,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pivotal_reporting.metrics import VALIDATION_ERRORS
+from pivotal_reporting.observability.middleware import route_template
+
 log = logging.getLogger(__name__)
+
+
+def _count_validation_error(request: Request) -> None:
+    """Every 422 counts towards the data-validation SLO, labelled by route template."""
+    VALIDATION_ERRORS.labels(route=route_template(request.scope)).inc()
+
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -97,7 +106,9 @@ def problem_response(
         body["instance"] = instance
     if errors:
         body["errors"] = list(errors)
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE
+    )
 
 
 def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
@@ -111,6 +122,8 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    if exc.status_code == 422:
+        _count_validation_error(request)
     return problem_response(
         exc.status_code,
         exc.detail,
@@ -123,10 +136,15 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    _count_validation_error(request)
     errors = field_errors(exc)
     fields = ", ".join(sorted({e["field"] for e in errors}))
     return problem_response(
-        422, f"Invalid request: {fields}.", code="validation_error", instance=request.url.path, errors=errors
+        422,
+        f"Invalid request: {fields}.",
+        code="validation_error",
+        instance=request.url.path,
+        errors=errors,
     )
 
 
@@ -135,13 +153,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-    return problem_response(status, detail, code=code, instance=request.url.path, headers=exc.headers)
+    return problem_response(
+        status, detail, code=code, instance=request.url.path, headers=exc.headers
+    )
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
-        500, "An internal error occurred; it has been logged.", code="internal_error", instance=request.url.path
+        500,
+        "An internal error occurred; it has been logged.",
+        code="internal_error",
+        instance=request.url.path,
     )
 
 

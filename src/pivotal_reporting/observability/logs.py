@@ -1,0 +1,61 @@
+"""Structured JSON logs: one object per line, fields passed with ``extra={"fields": ...}``.
+
+Only what an operator needs goes into a line (ids, route templates, statuses, timings);
+callers must never pass a token, a filter value or anything else a user typed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+# The current request's id, so that any line logged while serving it can carry it.
+request_id_var: ContextVar[str | None] = ContextVar("pivotal_request_id", default=None)
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "message", ...fields}`` as one compact JSON line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id is not None:
+            line["request_id"] = request_id
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str | int = "INFO") -> None:
+    """Route every logger (ours, uvicorn's, procrastinate's) through one JSON handler."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # One access line per request comes from our middleware; uvicorn's would repeat it.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def log_event(
+    logger: logging.Logger, message: str, level: int = logging.INFO, **fields: Any
+) -> None:
+    """Log ``message`` with structured ``fields`` (ids and numbers only, never user input)."""
+    logger.log(level, message, extra={"fields": fields})
+
+
+__all__ = ["JsonFormatter", "configure_logging", "log_event", "request_id_var"]

@@ -1,0 +1,117 @@
+"""Rate limits: per-user budget, IETF headers, 429 problem+json, exempt routes, Redis."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import ServerThread
+from tests.factories import Tenant
+from tests.ops.conftest import REDIS_URL
+
+POLICY = re.compile(r'^"per-user";q=(\d+);w=60$')
+STATE = re.compile(r'^"per-user";r=(\d+);t=(\d+)$')
+
+
+def _remaining(response: httpx.Response) -> int:
+    match = STATE.match(response.headers["RateLimit"])
+    assert match, response.headers["RateLimit"]
+    return int(match.group(1))
+
+
+def _exhaust(client: httpx.Client, headers: dict[str, str], limit: int) -> httpx.Response:
+    for expected_remaining in range(limit - 1, -1, -1):
+        response = client.get("/v1/me", headers=headers)
+        assert response.status_code == 200
+        assert POLICY.match(response.headers["RateLimit-Policy"]).group(1) == str(limit)  # type: ignore[union-attr]
+        assert _remaining(response) == expected_remaining
+    return client.get("/v1/me", headers=headers)
+
+
+def _check_refusal(response: httpx.Response) -> None:
+    assert response.status_code == 429
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert _remaining(response) == 0
+    assert "RateLimit-Policy" in response.headers
+
+
+def test_budget_per_user_then_429(
+    start_server: Callable[..., ServerThread], tenant: Tenant, key_prefix: str
+) -> None:
+    server = start_server(rate_limit_per_minute=3, rate_limit_key_prefix=key_prefix)
+    with httpx.Client(base_url=server.base_url) as client:
+        _check_refusal(_exhaust(client, tenant.headers(tenant.viewer), 3))
+        # Another user of the same organization has a budget of their own.
+        assert client.get("/v1/me", headers=tenant.headers(tenant.exporter)).status_code == 200
+
+
+def test_public_routes_are_not_limited(
+    start_server: Callable[..., ServerThread], tenant: Tenant, key_prefix: str
+) -> None:
+    server = start_server(rate_limit_per_minute=1, rate_limit_key_prefix=key_prefix)
+    with httpx.Client(base_url=server.base_url) as client:
+        for path in ("/health", "/health/ready", "/metrics", "/openapi.json", "/docs"):
+            for _ in range(3):
+                response = client.get(path)
+                assert response.status_code == 200, path
+                assert "RateLimit" not in response.headers
+
+
+def test_anonymous_requests_are_keyed_by_address(
+    start_server: Callable[..., ServerThread], tenant: Tenant, key_prefix: str
+) -> None:
+    server = start_server(rate_limit_per_minute=2, rate_limit_key_prefix=key_prefix)
+    with httpx.Client(base_url=server.base_url) as client:
+        assert client.get("/v1/me").status_code == 401
+        bad = {"Authorization": "Bearer not-a-token"}
+        unauthorized = client.get("/v1/me", headers=bad)
+        assert unauthorized.status_code == 401
+        assert _remaining(unauthorized) == 0
+        _check_refusal(client.get("/v1/me"))
+        # A valid token is keyed by its user, not by the exhausted address.
+        assert client.get("/v1/me", headers=tenant.headers(tenant.viewer)).status_code == 200
+
+
+def test_redis_storage_is_shared_between_processes(
+    start_server: Callable[..., ServerThread], tenant: Tenant, key_prefix: str
+) -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    overrides = {
+        "rate_limit_per_minute": 4,
+        "rate_limit_storage_url": REDIS_URL,
+        "rate_limit_key_prefix": key_prefix,
+    }
+    first, second = start_server(**overrides), start_server(**overrides)
+    headers = tenant.headers(tenant.viewer)
+    with httpx.Client(base_url=first.base_url) as a, httpx.Client(base_url=second.base_url) as b:
+        assert _remaining(a.get("/v1/me", headers=headers)) == 3
+        assert _remaining(b.get("/v1/me", headers=headers)) == 2
+        assert _remaining(a.get("/v1/me", headers=headers)) == 1
+        assert _remaining(b.get("/v1/me", headers=headers)) == 0
+        _check_refusal(a.get("/v1/me", headers=headers))
+        _check_refusal(b.get("/v1/me", headers=headers))
+    keys = redis.Redis.from_url(REDIS_URL).keys(f"{key_prefix}*")
+    assert keys, "the limiter's keys carry the configured prefix"
+    redis.Redis.from_url(REDIS_URL).delete(*keys)
+
+
+def test_redis_outage_answers_503_problem(
+    start_server: Callable[..., ServerThread], tenant: Tenant, key_prefix: str
+) -> None:
+    server = start_server(
+        rate_limit_storage_url="redis://127.0.0.1:1/0", rate_limit_key_prefix=key_prefix
+    )
+    with httpx.Client(base_url=server.base_url) as client:
+        response = client.get("/v1/me", headers=tenant.headers(tenant.viewer))
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert client.get("/health").status_code == 200
