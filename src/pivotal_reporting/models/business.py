@@ -55,6 +55,22 @@ def tenant_index(table: str, *columns: str) -> Index:
     )
 
 
+def report_index(
+    table: str, column: str, include: tuple[str, ...], where: str | None = None
+) -> Index:
+    """``(organization_id, column) INCLUDE (...)``: a summary report's window, index-only.
+
+    Owned by the reports work (migration 0004); ``reports/`` holds the queries it serves.
+    """
+    return Index(
+        f"ix_{table}_organization_id_{column}",
+        "organization_id",
+        column,
+        postgresql_include=list(include),
+        postgresql_where=text(where) if where else None,
+    )
+
+
 class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = (UniqueConstraint("organization_id", "id"),)
@@ -104,6 +120,12 @@ class Quote(Base):
         CheckConstraint(
             "decided_at IS NULL OR decided_at >= created_at", name="decided_after_created"
         ),
+        report_index(
+            "quotes",
+            "decided_at",
+            ("created_at", "status", "customer_id", "project_id"),
+            where="decided_at IS NOT NULL",
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -138,6 +160,19 @@ class Invoice(Base):
         CheckConstraint("balance_due = total_amount - amount_paid", name="balance_due_consistent"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),
         CheckConstraint("(status = 'paid') = (paid_at IS NOT NULL)", name="paid_at_iff_paid"),
+        report_index(
+            "invoices",
+            "issue_date",
+            (
+                "status",
+                "customer_id",
+                "currency",
+                "total_amount",
+                "balance_due",
+                "due_date",
+                "paid_at",
+            ),
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -170,6 +205,12 @@ class Payment(Base):
         CheckConstraint(status_check("status", PAYMENT_STATUSES), name="status"),
         CheckConstraint(CURRENCY_CHECK, name="currency_iso"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        report_index(
+            "payments",
+            "paid_at",
+            ("customer_id", "method", "currency", "amount"),
+            where="status = 'completed'",
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -205,6 +246,11 @@ class TimeEntry(Base):
         ),
         CheckConstraint(
             "status = 'draft' OR submitted_at IS NOT NULL", name="submitted_unless_draft"
+        ),
+        report_index(
+            "time_entries",
+            "work_date",
+            ("user_id", "project_id", "status", "hours", "billable", "submitted_at", "approved_at"),
         ),
     )
 
