@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import shlex
 from datetime import timedelta
 from typing import Annotated
@@ -13,6 +12,7 @@ import typer
 from pivotal_reporting import schema
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
+from pivotal_reporting.observability.logs import configure_logging
 
 app = typer.Typer(
     help="Pivotal Flow Reporting: compliance summaries and governed exports.", no_args_is_help=True
@@ -22,9 +22,7 @@ app.add_typer(audit_app, name="audit")
 
 
 def _setup(settings: Settings) -> str:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level)  # one JSON object per line
     return resolve_database_url(settings)
 
 
@@ -77,7 +75,54 @@ def serve(
         typer.echo(f"Try:\n  curl -s -H {header} {base}/v1/me\n")
     else:
         typer.echo(f"Pivotal Flow Reporting on {base}  (docs: {base}/docs)")
-    uvicorn.run(create_app(settings, database_url=url), host=host, port=port, log_level="info")
+    # log_config=None: keep our JSON logging; the middleware writes the access lines.
+    uvicorn.run(
+        create_app(settings, database_url=url),
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", help="Export jobs run at once.", min=1, max=64),
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="Worker name in logs and the queue's worker table.")
+    ] = "exports",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="Serve this worker's Prometheus metrics on this port."),
+    ] = None,
+    heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats.", min=0.1)] = 10.0,
+    stalled_after: Annotated[
+        float,
+        typer.Option(
+            help="Seconds without heartbeat after which a worker's jobs are re-queued.", min=1
+        ),
+    ] = 30.0,
+) -> None:
+    """Run a standalone export worker (any number, on any machine sharing the database)."""
+    from pivotal_reporting.exports.worker import WorkerOptions, run_standalone
+
+    settings = get_settings()
+    url = _setup(settings)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
+    options = WorkerOptions(
+        concurrency=concurrency or settings.worker_concurrency,
+        name=name,
+        heartbeat_seconds=heartbeat,
+        stalled_after_seconds=stalled_after,
+    )
+    typer.echo(f"export worker {name}: concurrency {options.concurrency}")
+    asyncio.run(run_standalone(url, settings, options))
 
 
 def _mint(settings: Settings, url: str, user_id: str, expires_in: timedelta) -> str:

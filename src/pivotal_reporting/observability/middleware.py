@@ -18,7 +18,7 @@ from typing import Any
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pivotal_reporting.metrics import HTTP_DURATION, HTTP_REQUESTS
+from pivotal_reporting.metrics import HTTP_DURATION, HTTP_REQUESTS, VALIDATION_ERRORS
 from pivotal_reporting.observability.logs import request_id_var
 
 log = logging.getLogger("pivotal_reporting.access")
@@ -54,6 +54,19 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) and path else UNMATCHED_ROUTE
 
 
+def initialise_validation_series(scope: Scope) -> None:
+    """Export ``pivotal_data_validation_errors_total`` at 0 for every route.
+
+    ``increase()`` cannot see the first increment of a series born at 1, so without this
+    the first invalid request on a route would never fire the alert.
+    """
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+    for route in routes:
+        path = getattr(route, "path", None)
+        if isinstance(path, str) and path.startswith("/v1/"):
+            VALIDATION_ERRORS.labels(route=path)
+
+
 def _identity(scope: Scope) -> tuple[str | None, str | None]:
     """(organization, user) of the caller, as resolved by auth or by the rate limiter."""
     state: dict[str, Any] = scope.get("state") or {}
@@ -71,11 +84,15 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.series_ready = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if not self.series_ready:
+            initialise_validation_series(scope)
+            self.series_ready = True
         request_id = incoming_request_id(scope)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
