@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from pivotal_reporting import health
 from pivotal_reporting.auth import endpoints as identity
+from pivotal_reporting.exports import endpoints as exports
 from pivotal_reporting.observability import exposition
 
 
@@ -13,3 +14,4 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(exposition.router)
     app.include_router(identity.router)
+    app.include_router(exports.router)

@@ -12,6 +12,7 @@ from pivotal_reporting.api import mount_routers
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
 from pivotal_reporting.errors import install_error_handlers
+from pivotal_reporting.exports.worker import in_process_worker
 from pivotal_reporting.observability.install import install_middleware
 
 
@@ -25,7 +26,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.database = Database.connect(url, pool_size=settings.db_pool_size)
         app.state.head_revision = schema.head_revision()
         try:
-            async with AsyncExitStack():
+            async with AsyncExitStack() as stack:
+                if settings.worker_in_process:
+                    await stack.enter_async_context(in_process_worker(url, settings))
                 yield
         finally:
             await app.state.database.dispose()

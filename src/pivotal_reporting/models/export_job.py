@@ -54,6 +54,13 @@ class ExportJob(Base):
         Index("export_jobs_user_status_idx", "user_id", "status"),
         Index("export_jobs_org_status_idx", "organization_id", "status"),
         Index("export_jobs_org_user_idx", "organization_id", "user_id", "created_at"),
+        # The stalled-job sweeper (migration 0005): active rows, joined on the queue job.
+        Index("export_jobs_queue_job_id_idx", "queue_job_id"),
+        Index(
+            "export_jobs_active_updated_idx",
+            "updated_at",
+            postgresql_where=text("status IN ('pending', 'processing')"),
+        ),
         UniqueConstraint("organization_id", "user_id", "idempotency_key"),
         CheckConstraint(status_check("status", EXPORT_STATUSES), name="status"),
         CheckConstraint(status_check("format", EXPORT_FORMATS), name="format"),

@@ -1,0 +1,162 @@
+"""Running one export job in a worker: claim, count, stream, checksum, publish, complete."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from pivotal_reporting import metrics
+from pivotal_reporting.audit.service import record_event
+from pivotal_reporting.config import Settings
+from pivotal_reporting.db import Database
+from pivotal_reporting.exports import catalog
+from pivotal_reporting.exports import repository as repo
+from pivotal_reporting.exports.filenames import download_path
+from pivotal_reporting.exports.storage import ExportStorage, PartialFile, StoredFile
+from pivotal_reporting.exports.writers import (
+    ExportCancelled,
+    count_rows,
+    snapshot_connection,
+    write_csv,
+    write_json,
+)
+from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.reports.base import ExportQuery, ReportContext
+
+log = logging.getLogger(__name__)
+
+
+def storage_key(job: ExportJob) -> str:
+    """``<org>/<job id>-<attempt>.<format>``: each attempt writes its own file."""
+    org = re.sub(r"[^A-Za-z0-9_\-]", "_", job.organization_id)
+    return f"{org}/{job.id}-{job.attempts}.{job.format}"
+
+
+async def execute_export(
+    database: Database,
+    storage: ExportStorage,
+    settings: Settings,
+    job_id: str,
+    organization_id: str,
+) -> None:
+    """Run one attempt of ``job_id``; returns quietly if it is cancelled or already done."""
+    async with database.tenant_session(organization_id) as session:
+        job = await repo.claim_job(session, job_id)
+        if job is None:
+            log.info("export %s: nothing to do (cancelled, finished or unknown)", job_id)
+            return
+        org = await repo.organization_settings(session, organization_id)
+    labels = (job.report_type, job.format, metrics.org_label(organization_id))
+    if job.attempts == 1:
+        metrics.EXPORT_STARTED.labels(*labels).inc()
+        wait = (datetime.now(UTC) - job.created_at).total_seconds()
+        metrics.EXPORT_QUEUE_WAIT.labels(job.report_type).observe(max(wait, 0.0))
+    report = catalog.get_report(job.report_type)
+    filters = report.filters_model.model_validate(job.filters)
+    ctx = ReportContext(
+        organization_id, job.user_id, org.timezone, org.base_currency, now=job.created_at
+    )
+    query = report.export_query(ctx, filters)
+    storage.discard_partials(f"{storage_key(job).rsplit('-', 1)[0]}-")
+    try:
+        rows, partial = await _write_file(database, storage, job, query)
+    except ExportCancelled:
+        log.info("export %s: cancelled while running; partial file removed", job_id)
+        return
+    stored = await _publish(database, storage, settings, job, partial, rows, org.retention_days)
+    if stored is None:
+        return
+    metrics.EXPORT_COMPLETED.labels(*labels).inc()
+    started = job.started_at or job.created_at
+    metrics.EXPORT_DURATION_MS.labels(*labels).observe(
+        (datetime.now(UTC) - started).total_seconds() * 1000
+    )
+    log.info("export %s: %d rows, %d bytes, sha256 %s", job_id, rows, stored.size, stored.sha256)
+
+
+def _progress_reporter(
+    database: Database, job: ExportJob, total: int
+) -> Callable[[int], Awaitable[bool]]:
+    async def report(processed: int) -> bool:
+        async with database.tenant_session(job.organization_id) as session:
+            return await repo.record_progress(
+                session, job.id, job.attempts, processed=processed, total=total
+            )
+
+    return report
+
+
+async def _write_file(
+    database: Database, storage: ExportStorage, job: ExportJob, query: ExportQuery
+) -> tuple[int, PartialFile]:
+    """Stream the rows into a partial file; the caller publishes it. Aborts on any error."""
+    partial = storage.begin(storage_key(job))
+    try:
+        started = time.perf_counter()
+        async with snapshot_connection(database, job.organization_id) as conn:
+            total = await count_rows(conn, query)
+            progress = _progress_reporter(database, job, total)
+            if not await progress(0):
+                raise ExportCancelled
+            writer = write_csv if job.format == "csv" else write_json
+            result = await writer(conn, query, partial, progress)
+        if result.rows != total:  # impossible in one snapshot; never publish a short file
+            raise RuntimeError(
+                f"row count changed during export: counted {total}, wrote {result.rows}"
+            )
+        log.debug(
+            "export %s: wrote %d rows in %.3f s", job.id, total, time.perf_counter() - started
+        )
+        return total, partial
+    except BaseException:
+        storage.abort(partial)
+        raise
+
+
+async def _publish(
+    database: Database,
+    storage: ExportStorage,
+    settings: Settings,
+    job: ExportJob,
+    partial: PartialFile,
+    rows: int,
+    retention_days: int,
+) -> StoredFile | None:
+    """Mark completed and move the file into place in one transaction; ``None`` if cancelled."""
+    stored: StoredFile | None = None
+    try:
+        async with database.tenant_session(job.organization_id) as session:
+            completed = await repo.mark_completed(
+                session,
+                job.id,
+                job.attempts,
+                rows=rows,
+                storage_key=partial.key,
+                checksum_sha256=partial.sha256,
+                file_size_bytes=partial.size,
+                download_url=download_path(settings, job.id),
+                expires_at=datetime.now(UTC) + timedelta(days=retention_days),
+            )
+            if completed is None:  # cancelled (or superseded) at the last moment
+                storage.abort(partial)
+                return None
+            await record_event(
+                session,
+                organization_id=job.organization_id,
+                user_id=job.user_id,
+                action="export_job_completed",
+                resource="export_jobs",
+                resource_id=job.id,
+                details={"rows": rows, "bytes": partial.size, "sha256": partial.sha256},
+            )
+            stored = storage.commit(partial)  # the row commits only after the rename
+        return stored
+    except BaseException:
+        if stored is None:
+            storage.abort(partial)
+        else:  # renamed, but the row did not commit: the next attempt writes its own file
+            storage.delete(stored.key)
+        raise

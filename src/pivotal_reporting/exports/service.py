@@ -1,0 +1,238 @@
+"""Export job use cases for the API: request, read, list, cancel, download.
+
+Services run inside the caller's tenant transaction and only ``flush()``; the route's
+``tenant_session`` commits before the response is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pivotal_reporting.audit.service import record_event
+from pivotal_reporting.auth.principal import Principal
+from pivotal_reporting.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from pivotal_reporting.exports import catalog
+from pivotal_reporting.exports import repository as repo
+from pivotal_reporting.exports.filenames import MEDIA_TYPES, safe_file_name
+from pivotal_reporting.exports.schemas import ExportCreate
+from pivotal_reporting.exports.storage import ExportStorage
+from pivotal_reporting.exports.tasks import run_export
+from pivotal_reporting.models.base import new_id
+from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.reports.base import ReportFilters
+
+CREATED_MESSAGE = "Export job created successfully"
+EXISTING_MESSAGE = "Export job already exists for this Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Download:
+    file_name: str
+    media_type: str
+    size: int
+    sha256: str
+    chunks: Iterator[bytes]
+
+
+def _validated_filters(principal: Principal, body: ExportCreate) -> ReportFilters:
+    report = catalog.get_report(body.report_type)
+    try:
+        filters = report.filters_model.model_validate(body.filters)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(["filters", *(str(p) for p in e["loc"])]), "message": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidInput("Invalid filters for this report.", errors=errors) from exc
+    if filters.organization_id is not None and filters.organization_id != principal.organization_id:
+        raise Forbidden("filters.organizationId must be your own organization.")
+    return filters
+
+
+def _request_hash(body: ExportCreate, filters: dict[str, Any]) -> str:
+    canonical = {
+        "reportType": body.report_type,
+        "format": body.format,
+        "filters": filters,
+        "fileName": body.file_name,
+    }
+    return hashlib.sha256(
+        json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+async def request_export(
+    session: AsyncSession, principal: Principal, body: ExportCreate, idempotency_key: str | None
+) -> tuple[ExportJob, bool]:
+    """Record a pending job, audit it and queue it, all in the caller's transaction.
+
+    Returns ``(job, created)``; ``created`` is ``False`` when ``idempotency_key`` replays
+    an earlier identical request. The same key with a different body is a 409.
+    """
+    filters = _validated_filters(principal, body)
+    await catalog.get_report(body.report_type).check_references(session, filters)
+    stored_filters = filters.model_dump(mode="json", by_alias=True, exclude_none=True)
+    request_hash = _request_hash(body, stored_filters)
+    if idempotency_key:
+        earlier = await _replayed(session, principal, idempotency_key, request_hash)
+        if earlier is not None:
+            return earlier, False
+    now = datetime.now(UTC)
+    job = ExportJob(
+        id=new_id("job"),
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        report_type=body.report_type,
+        format=body.format,
+        status="pending",
+        filters=stored_filters,
+        file_name=safe_file_name(body.file_name, body.report_type, body.format, now),
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    try:
+        async with session.begin_nested():
+            await repo.add_job(session, job)
+    except IntegrityError:  # a concurrent request with the same key won the race
+        if idempotency_key is None:
+            raise
+        earlier = await _replayed(session, principal, idempotency_key, request_hash)
+        if earlier is None:
+            raise
+        return earlier, False
+    await record_event(
+        session,
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        action="export_job_created",
+        resource="export_jobs",
+        resource_id=job.id,
+        details={"reportType": job.report_type, "format": job.format, "filters": stored_filters},
+    )
+    job.queue_job_id = await _defer(session, job)
+    await session.flush()
+    return job, True
+
+
+async def _replayed(
+    session: AsyncSession, principal: Principal, key: str, request_hash: str
+) -> ExportJob | None:
+    earlier = await repo.find_by_idempotency_key(
+        session, organization_id=principal.organization_id, user_id=principal.user_id, key=key
+    )
+    if earlier is not None and earlier.request_hash != request_hash:
+        raise Conflict("This Idempotency-Key was already used with a different request body.")
+    return earlier
+
+
+async def _defer(session: AsyncSession, job: ExportJob) -> int:
+    """Queue ``run_export`` on the session's own connection: it commits with the job row."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+    queued: int = await run_export.configure(connection=driver).defer_async(
+        job_id=job.id, organization_id=job.organization_id
+    )
+    return queued
+
+
+async def get_export(
+    session: AsyncSession, principal: Principal, job_id: str, *, for_update: bool = False
+) -> ExportJob:
+    """The caller's own job; anybody else's (or none) is 404."""
+    job = await repo.get_own_job(
+        session,
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        job_id=job_id,
+        for_update=for_update,
+    )
+    if job is None:
+        raise NotFound(f"Export job {job_id} was not found.")
+    return job
+
+
+async def list_exports(
+    session: AsyncSession, principal: Principal, *, status: str | None, limit: int, offset: int
+) -> tuple[list[ExportJob], int]:
+    return await repo.list_own_jobs(
+        session,
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def cancel_export(session: AsyncSession, principal: Principal, job_id: str) -> ExportJob:
+    """Cancel a pending or running job; a running worker stops and removes its partial file."""
+    job = await get_export(session, principal, job_id, for_update=True)
+    if job.status == "cancelled":
+        return job
+    cancelled = await repo.request_cancel(session, job)
+    if cancelled is None:
+        raise Conflict(
+            f"Export job {job_id} is already {job.status} and can no longer be cancelled."
+        )
+    await record_event(
+        session,
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        action="export_job_cancelled",
+        resource="export_jobs",
+        resource_id=job_id,
+        details={"previousStatus": job.status},
+    )
+    return cancelled
+
+
+async def open_download(
+    session: AsyncSession, principal: Principal, storage: ExportStorage, job_id: str
+) -> Download:
+    """The completed file and its metadata; 409 until completed, 410 once expired or deleted."""
+    job = await get_export(session, principal, job_id)
+    if job.status == "expired" or job.file_deleted_at is not None:
+        raise Gone(f"Export job {job_id} has expired; its file was deleted.")
+    if job.status != "completed" or job.storage_key is None or job.checksum_sha256 is None:
+        raise Conflict(
+            f"Export job {job_id} is {job.status}; the file is available once it is completed."
+        )
+    if job.expires_at is not None and job.expires_at <= datetime.now(UTC):
+        raise Gone(f"Export job {job_id} has expired.")
+    try:
+        size = storage.size(job.storage_key)
+    except FileNotFoundError as exc:
+        raise Gone(f"The file of export job {job_id} is no longer available.") from exc
+    await record_event(
+        session,
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        action="export_downloaded",
+        resource="export_jobs",
+        resource_id=job_id,
+        details={"fileName": job.file_name, "bytes": size, "sha256": job.checksum_sha256},
+    )
+    return Download(
+        job.file_name,
+        MEDIA_TYPES[job.format],
+        size,
+        job.checksum_sha256,
+        storage.iter_bytes(job.storage_key),
+    )
+
+
+def base64_digest(sha256_hex: str) -> str:
+    """The hex SHA-256 as base64, for ``Repr-Digest: sha-256=:...:`` (RFC 9530)."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()

@@ -1,0 +1,163 @@
+"""Stream a report's rows from ``COPY (query) TO STDOUT`` into a storage file.
+
+Constant memory: rows arrive one at a time from libpq and are written in batches of at
+most ``BATCH_BYTES``. The row count and the rows come from one REPEATABLE READ, read-only
+transaction scoped to the organization, so the file matches ``total_rows`` exactly.
+
+Spreadsheet formula injection is neutralised in SQL for CSV: a text cell that starts with
+``=``, ``+``, ``-``, ``@``, tab, CR or LF gets a leading ``'``. Numbers and dates are not
+text, so a negative amount stays a number. JSON keeps values verbatim (no spreadsheet
+interprets it, and programs reading it must get the exact data).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from pivotal_reporting.db import _ENTER_TENANT, Database
+from pivotal_reporting.exports.storage import PartialFile
+from pivotal_reporting.reports.base import ExportQuery
+
+TEXT_TYPE_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, bpchar, varchar
+BATCH_BYTES = 1024 * 1024
+PROGRESS_EVERY_SECONDS = 0.5
+# \x01 and \x02 never occur raw in json output (control characters are escaped as \uXXXX),
+# so this CSV dialect passes each JSON document through byte for byte.
+_JSON_COPY_OPTIONS = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
+
+ProgressCallback = Callable[[int], Awaitable[bool]]
+
+
+class ExportCancelled(Exception):
+    """The job was cancelled (or superseded) while its rows were being written."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    rows: int
+
+
+@asynccontextmanager
+async def snapshot_connection(
+    database: Database, organization_id: str
+) -> AsyncIterator[psycopg.AsyncConnection[object]]:
+    """A REPEATABLE READ, read-only tenant transaction on a raw psycopg connection."""
+    async with database.engine.connect() as conn:
+        conn = await conn.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+        async with conn.begin():
+            await conn.execute(_ENTER_TENANT, {"org": organization_id})
+            await conn.exec_driver_sql(
+                "SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true), "
+                "set_config('IntervalStyle', 'iso_8601', true), set_config('extra_float_digits', '1', true)"
+            )
+            raw = await conn.get_raw_connection()
+            driver: psycopg.AsyncConnection[object] = raw.driver_connection  # type: ignore[assignment]
+            yield driver
+
+
+async def neutralised_query(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> str:
+    """``query.sql`` wrapped so that text columns cannot start a spreadsheet formula."""
+    async with conn.cursor() as cur:
+        await cur.execute(f"SELECT * FROM ({query.sql}) AS q LIMIT 0", query.params or None)
+        description = cur.description or []
+    columns = []
+    for column in description:
+        name = sql.Identifier(column.name).as_string(conn)
+        if column.type_code in TEXT_TYPE_OIDS:
+            columns.append(
+                f"CASE WHEN left(q.{name}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r', E'\\n') "
+                f"THEN '''' || q.{name} ELSE q.{name} END AS {name}"
+            )
+        else:
+            columns.append(f"q.{name}")
+    return f"SELECT {', '.join(columns)} FROM ({query.sql}) AS q"
+
+
+async def count_rows(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> int:
+    async with conn.cursor() as cur:
+        await cur.execute(f"SELECT count(*) FROM ({query.sql}) AS q", query.params or None)
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0  # type: ignore[index]
+
+
+async def write_csv(
+    conn: psycopg.AsyncConnection[object],
+    query: ExportQuery,
+    out: PartialFile,
+    progress: ProgressCallback,
+) -> WriteResult:
+    """CSV with a header row (UTF-8, RFC 4180 quoting by PostgreSQL)."""
+    select = await neutralised_query(conn, query)
+    copy_sql = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    rows = await _copy_to(conn, copy_sql, query, out, progress, transform=None)
+    return WriteResult(rows=rows - 1)  # the header is one COPY row
+
+
+async def write_json(
+    conn: psycopg.AsyncConnection[object],
+    query: ExportQuery,
+    out: PartialFile,
+    progress: ProgressCallback,
+) -> WriteResult:
+    """A JSON array of objects keyed by column name; numbers stay exact decimals."""
+    copy_sql = f"COPY (SELECT row_to_json(r) FROM ({query.sql}) AS r) TO STDOUT WITH ({_JSON_COPY_OPTIONS})"
+    out.write(b"[")
+    first = True
+
+    def to_array_items(batch: bytes) -> bytes:
+        nonlocal first
+        # batch is "row\nrow\n...row\n"; emit "\nrow,\nrow...,\nrow" with a leading comma after the first batch
+        body = batch[:-1].replace(b"\n", b",\n")
+        prefix = b"\n" if first else b",\n"
+        first = False
+        return prefix + body
+
+    rows = await _copy_to(conn, copy_sql, query, out, progress, transform=to_array_items)
+    out.write(b"\n]\n" if rows else b"]\n")
+    return WriteResult(rows=rows)
+
+
+async def _copy_to(
+    conn: psycopg.AsyncConnection[object],
+    copy_sql: str,
+    query: ExportQuery,
+    out: PartialFile,
+    progress: ProgressCallback,
+    transform: Callable[[bytes], bytes] | None,
+) -> int:
+    """Run one COPY TO STDOUT into ``out``; returns the number of COPY rows."""
+    rows = 0
+    batch: list[bytes] = []
+    batch_bytes = 0
+    next_check = time.monotonic() + PROGRESS_EVERY_SECONDS
+    async with conn.cursor() as cur, cur.copy(copy_sql, query.params or None) as copy:
+        while data := await copy.read():  # libpq hands over one row per read
+            batch.append(bytes(data))
+            batch_bytes += len(data)
+            rows += 1
+            if batch_bytes >= BATCH_BYTES or (rows & 0x3FF == 0 and time.monotonic() >= next_check):
+                _flush(batch, out, transform)
+                batch, batch_bytes = [], 0
+                if time.monotonic() >= next_check:
+                    if not await progress(rows):
+                        raise ExportCancelled
+                    next_check = time.monotonic() + PROGRESS_EVERY_SECONDS
+    _flush(batch, out, transform)
+    return rows
+
+
+def _flush(
+    batch: list[bytes], out: PartialFile, transform: Callable[[bytes], bytes] | None
+) -> None:
+    if not batch:
+        return
+    data = b"".join(batch)
+    out.write(transform(data) if transform else data)
