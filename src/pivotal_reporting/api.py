@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from pivotal_reporting import health
+from pivotal_reporting.audit import endpoints as audit
 from pivotal_reporting.auth import endpoints as identity
 from pivotal_reporting.exports import endpoints as exports
 from pivotal_reporting.observability import exposition
@@ -14,4 +15,5 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(exposition.router)
     app.include_router(identity.router)
+    app.include_router(audit.router)
     app.include_router(exports.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -228,3 +229,29 @@ def audit_verify(
 
     if not asyncio.run(run()):
         raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    org: Annotated[str, typer.Option("--org", help="The organization's id.")],
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Start (inclusive), ISO-8601 with offset.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="End (exclusive), ISO-8601 with offset.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Write the organization's events as JSON lines with their chain hashes (seq order)."""
+    from pivotal_reporting.audit.export import export_to_path, parse_aware
+    from pivotal_reporting.audit.repository import AuditFilters
+
+    try:
+        filters = AuditFilters(from_at=parse_aware(from_, "--from"), to_at=parse_aware(to, "--to"))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    url = _setup(get_settings())
+    count = asyncio.run(export_to_path(url, org, filters, output))
+    typer.echo(f"{org}: {count} audit events exported", err=True)

@@ -1,0 +1,64 @@
+"""``GET /v1/audit-logs``: the caller's organization's audit trail, for auditors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
+
+from pivotal_reporting.audit.repository import AuditFilters, Order, list_audit_logs
+from pivotal_reporting.audit.schemas import (
+    AuditLogPage,
+    AuditLogRead,
+    decode_cursor,
+    encode_cursor,
+)
+from pivotal_reporting.auth.dependencies import get_database, require
+from pivotal_reporting.auth.principal import VIEW_AUDIT_LOGS, Principal
+from pivotal_reporting.db import Database
+from pivotal_reporting.errors import Forbidden, InvalidInput
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+Auditor = Annotated[Principal, Depends(require(VIEW_AUDIT_LOGS))]
+
+
+@router.get(
+    "/audit-logs",
+    response_model=AuditLogPage,
+    summary="The organization's audit log, newest first, with its hash chain",
+)
+async def read_audit_logs(
+    principal: Auditor,
+    database: Annotated[Database, Depends(get_database)],
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    user_id: Annotated[str | None, Query(alias="userId", max_length=200)] = None,
+    from_at: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to_at: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
+    order: Order = "desc",
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AuditLogPage:
+    if organization_id is not None and organization_id != principal.organization_id:
+        raise Forbidden("organizationId must be your own organization.")
+    if from_at is not None and to_at is not None and from_at >= to_at:
+        raise InvalidInput(
+            "'from' must be before 'to'.",
+            errors=[{"field": "query.to", "message": "not after from"}],
+        )
+    filters = AuditFilters(action=action, user_id=user_id, from_at=from_at, to_at=to_at)
+    after = decode_cursor(cursor, order) if cursor else None
+    async with database.tenant_session(principal.organization_id) as session:
+        rows = await list_audit_logs(
+            session,
+            principal.organization_id,
+            filters,
+            after_seq=after,
+            limit=limit + 1,
+            order=order,
+        )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].seq, order) if len(rows) > limit else None
+    return AuditLogPage(data=[AuditLogRead.from_row(row) for row in page], next_cursor=next_cursor)
