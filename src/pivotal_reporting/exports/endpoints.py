@@ -56,13 +56,21 @@ StorageDep = Annotated[LocalStorage, Depends(get_storage)]
     },
 )
 async def create_export(
+    request: Request,
     body: ExportCreate,
     principal: Exporter,
     database: DatabaseDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
+    settings: Settings = request.app.state.settings
     async with database.tenant_session(principal.organization_id) as session:
-        job, created = await service.request_export(session, principal, body, idempotency_key)
+        job, created = await service.request_export(
+            session,
+            principal,
+            body,
+            idempotency_key,
+            max_running=settings.max_running_exports_per_org,
+        )
     message = service.CREATED_MESSAGE if created else service.EXISTING_MESSAGE
     content = ExportCreated(job_id=job.id, status=job.status, message=message)
     return JSONResponse(

@@ -30,6 +30,7 @@ from pivotal_reporting.exports.storage import ExportStorage
 from pivotal_reporting.exports.tasks import run_export
 from pivotal_reporting.models.base import new_id
 from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.ratelimit.capacity import ensure_export_capacity
 from pivotal_reporting.reports.base import ReportFilters
 
 CREATED_MESSAGE = "Export job created successfully"
@@ -73,12 +74,18 @@ def _request_hash(body: ExportCreate, filters: dict[str, Any]) -> str:
 
 
 async def request_export(
-    session: AsyncSession, principal: Principal, body: ExportCreate, idempotency_key: str | None
+    session: AsyncSession,
+    principal: Principal,
+    body: ExportCreate,
+    idempotency_key: str | None,
+    *,
+    max_running: int | None = None,
 ) -> tuple[ExportJob, bool]:
     """Record a pending job, audit it and queue it, all in the caller's transaction.
 
     Returns ``(job, created)``; ``created`` is ``False`` when ``idempotency_key`` replays
-    an earlier identical request. The same key with a different body is a 409.
+    an earlier identical request. The same key with a different body is a 409. With
+    ``max_running``, a new job beyond that many queued or running ones is a 429.
     """
     filters = _validated_filters(principal, body)
     await catalog.get_report(body.report_type).check_references(session, filters)
@@ -88,6 +95,8 @@ async def request_export(
         earlier = await _replayed(session, principal, idempotency_key, request_hash)
         if earlier is not None:
             return earlier, False
+    if max_running is not None:
+        await ensure_export_capacity(session, principal.organization_id, max_running)
     now = datetime.now(UTC)
     job = ExportJob(
         id=new_id("job"),
