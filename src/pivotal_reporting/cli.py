@@ -113,9 +113,9 @@ def worker(
     settings = get_settings()
     url = _setup(settings)
     if metrics_port is not None:
-        from prometheus_client import start_http_server
+        from pivotal_reporting.observability.exposition import start_metrics_server
 
-        start_http_server(metrics_port)
+        start_metrics_server(metrics_port)
     options = WorkerOptions(
         concurrency=concurrency or settings.worker_concurrency,
         name=name,

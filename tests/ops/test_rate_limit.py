@@ -47,6 +47,8 @@ def test_budget_per_user_then_429(
     server = start_server(rate_limit_per_minute=3, rate_limit_key_prefix=key_prefix)
     with httpx.Client(base_url=server.base_url) as client:
         _check_refusal(_exhaust(client, tenant.headers(tenant.viewer), 3))
+        # Refused before routing, yet labelled by its route template.
+        assert 'route="/v1/me",status="429"' in client.get("/metrics").text
         # Another user of the same organization has a budget of their own.
         assert client.get("/v1/me", headers=tenant.headers(tenant.exporter)).status_code == 200
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.observability.logs import log_job_transition
 
 ACTIVE_STATUSES = ("pending", "processing")
 
@@ -28,6 +29,7 @@ class OrganizationExportSettings:
 async def add_job(session: AsyncSession, job: ExportJob) -> ExportJob:
     session.add(job)
     await session.flush()
+    log_job_transition(job)
     return job
 
 
@@ -113,7 +115,10 @@ async def _update_returning(
         .returning(ExportJob)
         .execution_options(synchronize_session=False)
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    job = (await session.execute(statement)).scalar_one_or_none()
+    if job is not None and "status" in values:
+        log_job_transition(job)
+    return job
 
 
 async def claim_job(session: AsyncSession, job_id: str) -> ExportJob | None:

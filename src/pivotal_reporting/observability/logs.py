@@ -58,4 +58,30 @@ def log_event(
     logger.log(level, message, extra={"fields": fields})
 
 
-__all__ = ["JsonFormatter", "configure_logging", "log_event", "request_id_var"]
+_jobs_log = logging.getLogger("pivotal_reporting.jobs")
+
+
+def log_job_transition(job: Any, *, reason: str | None = None) -> None:
+    """One line per export job state change: ids, type, format, status, attempt; no filters."""
+    log_event(
+        _jobs_log,
+        f"export job {job.status}",
+        event="export_job_transition",
+        job_id=job.id,
+        organization_id=job.organization_id,
+        user_id=job.user_id,
+        report_type=job.report_type,
+        format=job.format,
+        status=job.status,
+        attempt=job.attempts,
+        reason=reason,
+    )
+
+
+__all__ = [
+    "JsonFormatter",
+    "configure_logging",
+    "log_event",
+    "log_job_transition",
+    "request_id_var",
+]

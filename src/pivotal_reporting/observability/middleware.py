@@ -3,8 +3,8 @@
 Pure ASGI (no ``BaseHTTPMiddleware``): it wraps ``send`` to learn the status and add
 ``X-Request-ID``, and reads the matched route from the scope after the app ran. A
 request that never reached the router (rate limited) is matched here against the app's
-routes, so it is still labelled by its template; a path matching no route is
-``<unmatched>``, so raw paths never become label values.
+route templates; a path matching no route is ``<unmatched>``, so raw paths never become
+label values.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from starlette.routing import Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pivotal_reporting.metrics import HTTP_DURATION, HTTP_REQUESTS, VALIDATION_ERRORS
@@ -39,32 +40,53 @@ def incoming_request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def _declared_paths(app: Any) -> Iterator[str]:
+    """Every route's full path template, also inside FastAPI's included routers."""
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        contexts = getattr(route, "effective_route_contexts", None)
+        candidates = contexts() if callable(contexts) else [route]
+        for candidate in candidates:
+            path = getattr(candidate, "path", None)
+            if isinstance(path, str) and path:
+                yield path
+
+
+def _route_patterns(app: Any) -> list[tuple[re.Pattern[str], str]]:
+    """``(regex, template)`` per route, compiled once per app."""
+    state = getattr(app, "state", None)
+    patterns: list[tuple[re.Pattern[str], str]] | None = getattr(state, "route_patterns", None)
+    if patterns is None:
+        patterns = [(compile_path(path)[0], path) for path in dict.fromkeys(_declared_paths(app))]
+        if state is not None:
+            state.route_patterns = patterns
+    return patterns
+
+
 def route_template(scope: Scope) -> str:
-    """The matched route's path template (``/v1/reports/export/{jobId}``), never the raw path."""
-    route = scope.get("route")
-    if route is None:
-        app = scope.get("app")
-        routes = getattr(getattr(app, "router", None), "routes", ())
-        for candidate in routes:
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
-                route = candidate
-                break
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+    """The matched route's path template (``/v1/reports/export/{job_id}``), never the raw path.
+
+    Requests that never reached the router (rate limited) are matched here by path.
+    """
+    patterns = _route_patterns(scope.get("app"))
+    routed = getattr(scope.get("route"), "path", None)
+    if routed is not None and any(template == routed for _, template in patterns):
+        return str(routed)
+    path = scope.get("path", "")
+    for regex, template in patterns:
+        if regex.match(path):
+            return template
+    return UNMATCHED_ROUTE
 
 
 def initialise_validation_series(scope: Scope) -> None:
-    """Export ``pivotal_data_validation_errors_total`` at 0 for every route.
+    """Export ``pivotal_data_validation_errors_total`` at 0 for every ``/v1/`` route.
 
     ``increase()`` cannot see the first increment of a series born at 1, so without this
     the first invalid request on a route would never fire the alert.
     """
-    routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
-    for route in routes:
-        path = getattr(route, "path", None)
-        if isinstance(path, str) and path.startswith("/v1/"):
-            VALIDATION_ERRORS.labels(route=path)
+    for _, template in _route_patterns(scope.get("app")):
+        if template.startswith("/v1/"):
+            VALIDATION_ERRORS.labels(route=template)
 
 
 def _identity(scope: Scope) -> tuple[str | None, str | None]:
