@@ -186,6 +186,22 @@ def demo_data(
     typer.echo(f"{summary}\nloaded in {time.perf_counter() - started:.1f} s")
 
 
+@app.command()
+def cleanup(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what would be removed.")
+    ] = False,
+) -> None:
+    """Apply retention once (for cron): expire export files, delete old jobs and orphans."""
+    from pivotal_reporting.retention.service import describe, run_cleanup
+
+    settings = get_settings()
+    url = _setup(settings)
+    report = asyncio.run(run_cleanup(url, settings.exports_path, dry_run=dry_run))
+    for line in describe(report):
+        typer.echo(line)
+
+
 @audit_app.command("verify")
 def audit_verify(
     org: Annotated[

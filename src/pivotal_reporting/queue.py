@@ -10,7 +10,7 @@ import procrastinate
 
 queue_app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(),
-    import_paths=["pivotal_reporting.exports.tasks"],
+    import_paths=["pivotal_reporting.exports.tasks", "pivotal_reporting.retention.tasks"],
 )
 
 

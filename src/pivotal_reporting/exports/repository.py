@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.observability.logs import log_job_transition
+from pivotal_reporting.retention.policy import retention_days
 
 ACTIVE_STATUSES = ("pending", "processing")
 
@@ -96,13 +97,15 @@ async def organization_settings(
         await session.execute(
             text(
                 "SELECT timezone, base_currency, "
-                "COALESCE((settings->>'exportRetentionDays')::int, 30) AS retention_days "
+                "settings -> 'exportRetentionDays' AS raw_retention "
                 "FROM organizations WHERE id = :org"
             ),
             {"org": organization_id},
         )
     ).one()
-    return OrganizationExportSettings(row.timezone, row.base_currency.strip(), row.retention_days)
+    # Validated (1-3650 days, else the default, logged) by the one retention policy.
+    days = retention_days(row.raw_retention, organization_id)
+    return OrganizationExportSettings(row.timezone, row.base_currency.strip(), days)
 
 
 async def _update_returning(

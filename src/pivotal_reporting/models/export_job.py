@@ -61,6 +61,24 @@ class ExportJob(Base):
             "updated_at",
             postgresql_where=text("status IN ('pending', 'processing')"),
         ),
+        # The retention sweep (migration 0006): files still stored, terminal rows, orphans.
+        Index(
+            "export_jobs_retention_files_idx",
+            "organization_id",
+            "completed_at",
+            postgresql_where=text("storage_key IS NOT NULL AND file_deleted_at IS NULL"),
+        ),
+        Index(
+            "export_jobs_retention_rows_idx",
+            "organization_id",
+            "ended_at",
+            postgresql_where=text("status IN ('expired', 'failed', 'cancelled')"),
+        ),
+        Index(
+            "export_jobs_storage_key_idx",
+            "storage_key",
+            postgresql_where=text("storage_key IS NOT NULL"),
+        ),
         UniqueConstraint("organization_id", "user_id", "idempotency_key"),
         CheckConstraint(status_check("status", EXPORT_STATUSES), name="status"),
         CheckConstraint(status_check("format", EXPORT_FORMATS), name="format"),

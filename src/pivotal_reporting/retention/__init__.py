@@ -1,0 +1,1 @@
+"""Retention: expire export files, delete old job rows and orphan files, audit each sweep."""
