@@ -5,19 +5,18 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from pivotal_reporting import metrics
 from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
-from pivotal_reporting.exports import catalog
 from pivotal_reporting.exports import repository as repo
 from pivotal_reporting.exports.filenames import download_path
 from pivotal_reporting.exports.storage import ExportStorage, PartialFile, StoredFile
 from pivotal_reporting.exports.writers import (
     ExportCancelled,
+    ProgressCallback,
     count_rows,
     snapshot_connection,
     write_csv,
@@ -25,6 +24,7 @@ from pivotal_reporting.exports.writers import (
 )
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.reports.base import ExportQuery, ReportContext
+from pivotal_reporting.reports.registry import get_report
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ async def execute_export(
         metrics.EXPORT_STARTED.labels(*labels).inc()
         wait = (datetime.now(UTC) - job.created_at).total_seconds()
         metrics.EXPORT_QUEUE_WAIT.labels(job.report_type).observe(max(wait, 0.0))
-    report = catalog.get_report(job.report_type)
+    report = get_report(job.report_type)
     filters = report.filters_model.model_validate(job.filters)
     ctx = ReportContext(
         organization_id, job.user_id, org.timezone, org.base_currency, now=job.created_at
@@ -77,9 +77,7 @@ async def execute_export(
     log.info("export %s: %d rows, %d bytes, sha256 %s", job_id, rows, stored.size, stored.sha256)
 
 
-def _progress_reporter(
-    database: Database, job: ExportJob, total: int
-) -> Callable[[int], Awaitable[bool]]:
+def _progress_reporter(database: Database, job: ExportJob, total: int) -> ProgressCallback:
     async def report(processed: int) -> bool:
         async with database.tenant_session(job.organization_id) as session:
             return await repo.record_progress(

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.principal import Principal
 from pivotal_reporting.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
-from pivotal_reporting.exports import catalog
 from pivotal_reporting.exports import repository as repo
 from pivotal_reporting.exports.filenames import MEDIA_TYPES, safe_file_name
 from pivotal_reporting.exports.schemas import ExportCreate
@@ -32,6 +31,7 @@ from pivotal_reporting.models.base import new_id
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.ratelimit.capacity import ensure_export_capacity
 from pivotal_reporting.reports.base import ReportFilters
+from pivotal_reporting.reports.registry import get_report
 
 CREATED_MESSAGE = "Export job created successfully"
 EXISTING_MESSAGE = "Export job already exists for this Idempotency-Key"
@@ -47,7 +47,7 @@ class Download:
 
 
 def _validated_filters(principal: Principal, body: ExportCreate) -> ReportFilters:
-    report = catalog.get_report(body.report_type)
+    report = get_report(body.report_type)
     try:
         filters = report.filters_model.model_validate(body.filters)
     except ValidationError as exc:
@@ -88,7 +88,7 @@ async def request_export(
     ``max_running``, a new job beyond that many queued or running ones is a 429.
     """
     filters = _validated_filters(principal, body)
-    await catalog.get_report(body.report_type).check_references(session, filters)
+    await get_report(body.report_type).check_references(session, filters)
     stored_filters = filters.model_dump(mode="json", by_alias=True, exclude_none=True)
     request_hash = _request_hash(body, stored_filters)
     if idempotency_key:

@@ -1,7 +1,7 @@
 """Stream a report's rows from ``COPY (query) TO STDOUT`` into a storage file.
 
 Constant memory: rows arrive one at a time from libpq and are written in batches of at
-most ``BATCH_BYTES``. The row count and the rows come from one REPEATABLE READ, read-only
+most ``BATCH_ROWS``. The row count and the rows come from one REPEATABLE READ, read-only
 transaction scoped to the organization, so the file matches ``total_rows`` exactly.
 
 Spreadsheet formula injection is neutralised in SQL for CSV: a text cell that starts with
@@ -12,26 +12,29 @@ interprets it, and programs reading it must get the exact data).
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.pq.abc import PGconn
 
 from pivotal_reporting.db import _ENTER_TENANT, Database
 from pivotal_reporting.exports.storage import PartialFile
 from pivotal_reporting.reports.base import ExportQuery
 
 TEXT_TYPE_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, bpchar, varchar
-BATCH_BYTES = 1024 * 1024
+BATCH_ROWS = 8192  # rows per file write (a few hundred KiB)
 PROGRESS_EVERY_SECONDS = 0.5
 # \x01 and \x02 never occur raw in json output (control characters are escaped as \uXXXX),
 # so this CSV dialect passes each JSON document through byte for byte.
 _JSON_COPY_OPTIONS = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
 
-ProgressCallback = Callable[[int], Awaitable[bool]]
+ProgressCallback = Callable[[int], Coroutine[Any, Any, bool]]
 
 
 class ExportCancelled(Exception):
@@ -73,7 +76,7 @@ async def neutralised_query(conn: psycopg.AsyncConnection[object], query: Export
         name = sql.Identifier(column.name).as_string(conn)
         if column.type_code in TEXT_TYPE_OIDS:
             columns.append(
-                f"CASE WHEN left(q.{name}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r', E'\\n') "
+                f"CASE WHEN ascii(q.{name}) IN (9, 10, 13, 43, 45, 61, 64) "  # tab LF CR + - = @
                 f"THEN '''' || q.{name} ELSE q.{name} END AS {name}"
             )
         else:
@@ -133,24 +136,50 @@ async def _copy_to(
     progress: ProgressCallback,
     transform: Callable[[bytes], bytes] | None,
 ) -> int:
-    """Run one COPY TO STDOUT into ``out``; returns the number of COPY rows."""
+    """Run one COPY TO STDOUT into ``out``; returns the number of COPY rows.
+
+    psycopg starts the COPY (binding parameters client-side) and cleans up on error; the
+    rows are drained by a thread in blocking libpq calls, because libpq hands over one
+    row per call and an event-loop round trip per row would cost more than PostgreSQL
+    spends producing it. The connection is ours alone until the COPY ends.
+    """
+    loop = asyncio.get_running_loop()
+
+    def report(rows: int) -> bool:
+        return asyncio.run_coroutine_threadsafe(progress(rows), loop).result()
+
+    async with conn.cursor() as cur, cur.copy(copy_sql, query.params or None):
+        return await asyncio.to_thread(_drain_copy_out, conn.pgconn, out, report, transform)
+
+
+def _drain_copy_out(
+    pgconn: PGconn,
+    out: PartialFile,
+    report: Callable[[int], bool],
+    transform: Callable[[bytes], bytes] | None,
+) -> int:
     rows = 0
     batch: list[bytes] = []
-    batch_bytes = 0
+    append = batch.append
+    get_copy_data = pgconn.get_copy_data
     next_check = time.monotonic() + PROGRESS_EVERY_SECONDS
-    async with conn.cursor() as cur, cur.copy(copy_sql, query.params or None) as copy:
-        while data := await copy.read():  # libpq hands over one row per read
-            batch.append(bytes(data))
-            batch_bytes += len(data)
-            rows += 1
-            if batch_bytes >= BATCH_BYTES or (rows & 0x3FF == 0 and time.monotonic() >= next_check):
-                _flush(batch, out, transform)
-                batch, batch_bytes = [], 0
-                if time.monotonic() >= next_check:
-                    if not await progress(rows):
-                        raise ExportCancelled
-                    next_check = time.monotonic() + PROGRESS_EVERY_SECONDS
+    while True:
+        nbytes, data = get_copy_data(0)  # blocks until a row, the end (-1) or an error (-2)
+        if nbytes < 0:
+            break
+        append(data)  # type: ignore[arg-type]
+        rows += 1
+        if not rows % BATCH_ROWS:
+            _flush(batch, out, transform)
+            batch.clear()
+            if time.monotonic() >= next_check:
+                if not report(rows):
+                    raise ExportCancelled
+                next_check = time.monotonic() + PROGRESS_EVERY_SECONDS
     _flush(batch, out, transform)
+    while (result := pgconn.get_result()) is not None:  # COPY's final status
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.errors.error_from_result(result, encoding=pgconn._encoding)
     return rows
 
 
