@@ -9,6 +9,7 @@ from pivotal_reporting.audit import endpoints as audit
 from pivotal_reporting.auth import endpoints as identity
 from pivotal_reporting.exports import endpoints as exports
 from pivotal_reporting.observability import exposition
+from pivotal_reporting.reports import endpoints as reports
 
 
 def mount_routers(app: FastAPI) -> None:
@@ -17,3 +18,4 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(identity.router)
     app.include_router(audit.router)
     app.include_router(exports.router)
+    app.include_router(reports.router)

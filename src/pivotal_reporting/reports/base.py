@@ -1,20 +1,28 @@
 """The Report contract shared by summaries (``/v1/reports/summary/*``) and exports.
 
 Each report module owns its filter schema, its summary SQL, its export columns and its
-export row query, and registers one instance in ``registry.py``. The runner applies the
-tenant scope; a report only receives an already-scoped session and a ``ReportContext``.
+export row query, and registers one instance in ``registry.py``. The runner
+(``service.py``) applies the tenant scope; a report only receives an already-scoped
+session and a ``ReportContext``.
+
+All SQL is written with psycopg placeholders (``%(name)s``): summaries run it through the
+driver (``exec_driver_sql``), exports hand it to ``COPY (...) TO STDOUT``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from pivotal_reporting.errors import InvalidInput
+from pivotal_reporting.rls import ORG_SETTING as CURRENT_ORG
 
 
 class ReportFilters(BaseModel):
@@ -24,18 +32,34 @@ class ReportFilters(BaseModel):
     """
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        frozen=True,
     )
 
-    organization_id: str | None = Field(default=None, description="Must be the caller's own, if given.")
-    from_date: AwareDatetime | None = None
-    to_date: AwareDatetime | None = None
+    organization_id: str | None = Field(
+        default=None, description="Must be the caller's own organization, if given (else 403)."
+    )
+    from_date: AwareDatetime | None = Field(
+        default=None, description="Window start, inclusive; ISO-8601 with an offset."
+    )
+    to_date: AwareDatetime | None = Field(
+        default=None, description="Window end, exclusive; ISO-8601 with an offset."
+    )
 
-    @model_validator(mode="after")
-    def _window_is_ordered(self) -> ReportFilters:
-        if self.from_date and self.to_date and not self.from_date < self.to_date:
-            raise ValueError("fromDate must be earlier than toDate")
-        return self
+    @field_validator("to_date")
+    @classmethod
+    def _window_is_ordered(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("from_date")
+        if value is not None and start is not None and not start < value:
+            raise ValueError("toDate must be later than fromDate")
+        return value
+
+    def applied(self) -> dict[str, Any]:
+        """The filters as given, for the response envelope (camelCase, no unset/None)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
 
 
 @dataclass(frozen=True)
@@ -44,9 +68,9 @@ class ReportContext:
 
     organization_id: str
     user_id: str
-    timezone: str
-    base_currency: str
-    now: datetime
+    timezone: str  # IANA name, e.g. "America/New_York": months and calendar dates
+    base_currency: str  # ISO 4217: headline amounts unless a currency filter is given
+    now: datetime  # aware; "as of" for open invoices and pending approvals
 
 
 @dataclass(frozen=True)
@@ -67,17 +91,70 @@ class Report(ABC):
 
     report_type: ClassVar[str]  # e.g. "quote_cycle_time" (export API, metrics, audit)
     path: ClassVar[str]  # e.g. "quote-cycle-time" (summary URL)
+    title: ClassVar[str]  # one line for the OpenAPI operation
     filters_model: ClassVar[type[ReportFilters]]
     summary_model: ClassVar[type[BaseModel]]
+    response_model: ClassVar[type[BaseModel]]  # the envelope, for OpenAPI
+    # Id filters that must name a row of the caller's organization: field → table.
+    references: ClassVar[Mapping[str, str]] = {}
+
+    async def check_references(
+        self, session: AsyncSession, filters: ReportFilters, *, field_prefix: str = ""
+    ) -> None:
+        """Raise ``InvalidInput`` naming each id filter that is not in this organization.
+
+        Runs in the tenant session, so another organization's id is invisible (row-level
+        security) and answers exactly like an id that does not exist.
+        """
+        wanted = {
+            name: (table, value)
+            for name, table in self.references.items()
+            if (value := getattr(filters, name)) is not None
+        }
+        if not wanted:
+            return
+        probes = ", ".join(
+            f"EXISTS (SELECT 1 FROM {table} WHERE organization_id = {CURRENT_ORG} "
+            f"AND id = %({name})s) AS {name}"
+            for name, (table, _) in wanted.items()
+        )
+        params = {name: value for name, (_, value) in wanted.items()}
+        found = (await fetch_one(session, f"SELECT {probes}", params)) or {}
+        errors = [
+            {
+                "field": f"{field_prefix}{to_camel(name)}",
+                "message": "No such record in your organization.",
+            }
+            for name in wanted
+            if not found.get(name)
+        ]
+        if errors:
+            fields = ", ".join(error["field"] for error in errors)
+            raise InvalidInput(f"Unknown reference: {fields}.", errors=errors)
 
     @abstractmethod
-    async def check_references(self, session: AsyncSession, filters: ReportFilters) -> None:
-        """Raise ``InvalidInput`` naming the field when an id filter is not in this org."""
-
-    @abstractmethod
-    async def summarize(self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters) -> BaseModel:
+    async def summarize(
+        self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
+    ) -> BaseModel:
         """The ``summary`` object, computed in PostgreSQL in a few set-based queries."""
 
     @abstractmethod
     def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:
         """The export's row query and columns for these filters."""
+
+
+async def fetch_all(
+    session: AsyncSession, sql: str, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Run psycopg-style SQL (``%(name)s``) in the session's transaction; rows as dicts."""
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(sql, dict(params))
+    return [dict(row) for row in result.mappings()]
+
+
+async def fetch_one(
+    session: AsyncSession, sql: str, params: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The first row of ``fetch_all`` (``None`` when there is none)."""
+    rows = await fetch_all(session, sql, params)
+    return rows[0] if rows else None

@@ -1,0 +1,256 @@
+"""invoice_settlement_time: how long invoices take to be paid, and what is overdue.
+
+Rows: invoices (not draft, not void) whose ``issue_date`` lies in ``[fromDate, toDate)``
+(a calendar date counts from its midnight in the organization's time zone). Settlement
+time is ``paid_at - issue_date`` for paid invoices and ``asOf - issue_date`` (days
+outstanding) for open ones (issued, part_paid); written-off invoices have none. An
+invoice is **overdue** when ``due_date`` is before ``asOf``'s date, ``balance_due > 0``
+and it is not paid, void or written off. Served by
+``ix_invoices_organization_id_issue_date`` (0004).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pivotal_reporting.reports.base import (
+    ExportQuery,
+    Report,
+    ReportContext,
+    ReportFilters,
+    fetch_all,
+    fetch_one,
+)
+from pivotal_reporting.reports.schemas import (
+    CamelModel,
+    CurrencyCode,
+    CurrencyTotal,
+    Days,
+    DistributionBucket,
+    Money,
+    SummaryResponse,
+    bucket_values,
+    currency_totals,
+    distribution,
+    money,
+)
+from pivotal_reporting.reports.sql import (
+    SECONDS_PER_DAY,
+    Conditions,
+    bucket_counts,
+    day_buckets,
+    first_date_from,
+    formula_safe,
+    iso_utc,
+    local_date,
+    local_midnight_epoch,
+    rounded,
+)
+
+BUCKETS = day_buckets((0, 7), (8, 14), (15, 30), (31, 60), (61, 90))
+REPORTED_STATUSES = ("issued", "part_paid", "paid", "written_off")
+OVERDUE = (
+    "(i.due_date < %(as_of_date)s AND i.balance_due > 0 "
+    "AND i.status NOT IN ('paid', 'void', 'written_off'))"
+)
+# Seconds to settle (paid) or outstanding so far (open); NULL when written off.
+_SECONDS = f"""greatest(0, CASE
+    WHEN i.status = 'paid' THEN date_part('epoch', i.paid_at)
+    WHEN i.status IN ('issued', 'part_paid') THEN %(as_of_epoch)s
+    END - {local_midnight_epoch("i.issue_date")})"""
+
+
+class InvoiceSettlementTimeFilters(ReportFilters):
+    customer_id: str | None = Field(default=None, description="Only this customer's invoices.")
+    status: Literal["issued", "part_paid", "paid", "written_off"] | None = Field(
+        default=None, description="Only invoices with this stored status."
+    )
+    overdue_only: bool | None = Field(default=None, description="Only overdue invoices.")
+    as_of: AwareDatetime | None = Field(
+        default=None, description="Instant for days outstanding and overdue; default now."
+    )
+    currency: CurrencyCode | None = Field(
+        default=None, description="Only this currency (and headline amounts in it)."
+    )
+
+
+class InvoiceSettlementTimeSummary(CamelModel):
+    """Invoices issued in the window (draft and void excluded)."""
+
+    total_invoices: int
+    average_settlement_time_days: Days | None = Field(description="Paid and open; days.")
+    median_settlement_time_days: Days | None = Field(description="percentile_cont(0.5), days.")
+    min_settlement_time_days: Days | None
+    max_settlement_time_days: Days | None
+    overdue_invoices: int = Field(description="All currencies.")
+    overdue_amount: Money = Field(description="Sum of balance_due of overdue ones, in `currency`.")
+    currency: str = Field(description="Currency of overdueAmount.")
+    as_of: datetime = Field(description="The instant days outstanding and overdue refer to.")
+    invoices_by_status: dict[str, int] = Field(
+        description='Stored status, except "overdue" for overdue ones; adds up to the total.'
+    )
+    invoices_by_customer: dict[str, int] = Field(description="By customer name.")
+    settlement_time_distribution: list[DistributionBucket] = Field(
+        description="Paid and open invoices (written-off ones have no settlement time)."
+    )
+    totals_by_currency: dict[str, CurrencyTotal] = Field(description="Invoiced total_amount.")
+    overdue_by_currency: dict[str, CurrencyTotal] = Field(description="Overdue balance_due.")
+
+
+class InvoiceSettlementTimeResponse(
+    SummaryResponse[InvoiceSettlementTimeFilters, InvoiceSettlementTimeSummary]
+):
+    """``GET /v1/reports/summary/invoice-settlement-time``."""
+
+
+def _as_of(ctx: ReportContext, filters: InvoiceSettlementTimeFilters) -> datetime:
+    return filters.as_of or ctx.now
+
+
+def _conditions(ctx: ReportContext, filters: InvoiceSettlementTimeFilters) -> Conditions:
+    as_of = _as_of(ctx, filters)
+    where = Conditions(
+        params={
+            "org": ctx.organization_id,
+            "tz": ctx.timezone,
+            "as_of_epoch": as_of.timestamp(),
+            "as_of_date": local_date(as_of, ctx.timezone),
+        }
+    )
+    if filters.from_date is not None:
+        where.add(
+            "i.issue_date >= %(from_day)s",
+            from_day=first_date_from(filters.from_date, ctx.timezone),
+        )
+    if filters.to_date is not None:
+        where.add(
+            "i.issue_date < %(to_day)s", to_day=first_date_from(filters.to_date, ctx.timezone)
+        )
+    where.when(filters.customer_id, "i.customer_id = %(customer_id)s", "customer_id")
+    where.when(filters.status, "i.status = %(status)s", "status")
+    where.when(filters.currency, "i.currency = %(currency)s", "currency")
+    if filters.overdue_only:
+        where.add(OVERDUE)
+    return where
+
+
+_ROWS = "FROM invoices i WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void')"
+
+_STATS_SQL = f"""
+SELECT count(*) AS total,
+       {rounded("sum(s)::numeric / nullif(count(s), 0)", divisor=SECONDS_PER_DAY)} AS average,
+       {rounded("percentile_cont(0.5) WITHIN GROUP (ORDER BY s)", divisor=SECONDS_PER_DAY)}
+           AS median,
+       {rounded("min(s)", divisor=SECONDS_PER_DAY)} AS min,
+       {rounded("max(s)", divisor=SECONDS_PER_DAY)} AS max,
+       count(*) FILTER (WHERE overdue) AS overdue,
+       sum(balance_due) FILTER (WHERE overdue AND currency = %(report_currency)s) AS overdue_amount,
+       {bucket_counts("s", BUCKETS, unit=SECONDS_PER_DAY)}
+FROM (SELECT {_SECONDS} AS s, {OVERDUE} AS overdue, i.balance_due, i.currency
+      {_ROWS} {{conditions}}) AS issued
+"""
+
+_GROUPS_SQL = f"""
+WITH g AS (
+    SELECT CASE WHEN {OVERDUE} THEN 'overdue' ELSE i.status END AS display_status,
+           i.customer_id, i.currency, {OVERDUE} AS overdue,
+           count(*) AS n, sum(i.total_amount) AS amount, sum(i.balance_due) AS balance
+    {_ROWS} {{conditions}}
+    GROUP BY GROUPING SETS ((display_status), (i.customer_id), (i.currency, overdue))
+)
+SELECT 'status' AS kind, display_status AS key, n, NULL::numeric AS amount FROM g
+WHERE display_status IS NOT NULL
+UNION ALL
+SELECT 'currency', currency, sum(n)::bigint, sum(amount) FROM g WHERE currency IS NOT NULL
+GROUP BY currency
+UNION ALL
+SELECT 'overdue', currency, n, balance FROM g WHERE currency IS NOT NULL AND overdue
+UNION ALL
+SELECT 'customer', c.name, sum(g.n)::bigint, NULL FROM g
+JOIN customers c ON c.organization_id = %(org)s AND c.id = g.customer_id
+GROUP BY c.name
+ORDER BY 1, 2
+"""
+
+EXPORT_COLUMNS = (
+    "invoice_id",
+    "invoice_number",
+    "customer_id",
+    "customer_name",
+    "status",
+    "overdue",
+    "currency",
+    "total_amount",
+    "amount_paid",
+    "balance_due",
+    "issue_date",
+    "due_date",
+    "paid_at",
+    "settlement_time_days",
+)
+
+_EXPORT_SQL = f"""
+SELECT {formula_safe("i.id")} AS invoice_id, {formula_safe("i.invoice_number")} AS invoice_number,
+       {formula_safe("i.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
+       i.status, {OVERDUE} AS overdue, i.currency, i.total_amount, i.amount_paid, i.balance_due,
+       i.issue_date, i.due_date, {iso_utc("i.paid_at")} AS paid_at,
+       {rounded(_SECONDS, divisor=SECONDS_PER_DAY, places=4)} AS settlement_time_days
+FROM invoices i
+JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_id
+WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void') {{conditions}}
+ORDER BY i.issue_date, i.id
+"""
+
+
+class InvoiceSettlementTimeReport(Report):
+    report_type = "invoice_settlement_time"
+    path = "invoice-settlement-time"
+    title = "Invoice settlement time: days to payment, days outstanding, overdue"
+    filters_model = InvoiceSettlementTimeFilters
+    summary_model = InvoiceSettlementTimeSummary
+    response_model = InvoiceSettlementTimeResponse
+    references = {"customer_id": "customers"}
+
+    async def summarize(
+        self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
+    ) -> InvoiceSettlementTimeSummary:
+        assert isinstance(filters, InvoiceSettlementTimeFilters)
+        where = _conditions(ctx, filters)
+        report_currency = filters.currency or ctx.base_currency
+        params = where.params | {"report_currency": report_currency}
+        stats = await fetch_one(session, _STATS_SQL.format(conditions=where.sql), params)
+        groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)
+        assert stats is not None  # an aggregate without GROUP BY always returns one row
+        rows = {kind: [r for r in groups if r["kind"] == kind] for kind in _KINDS}
+        return InvoiceSettlementTimeSummary(
+            total_invoices=stats["total"],
+            average_settlement_time_days=stats["average"],
+            median_settlement_time_days=stats["median"],
+            min_settlement_time_days=stats["min"],
+            max_settlement_time_days=stats["max"],
+            overdue_invoices=stats["overdue"],
+            overdue_amount=money(stats["overdue_amount"]),
+            currency=report_currency,
+            as_of=_as_of(ctx, filters),
+            invoices_by_status={row["key"]: row["n"] for row in rows["status"]},
+            invoices_by_customer={row["key"]: row["n"] for row in rows["customer"]},
+            settlement_time_distribution=distribution(BUCKETS, bucket_values(stats, BUCKETS)),
+            totals_by_currency=currency_totals(rows["currency"]),
+            overdue_by_currency=currency_totals(rows["overdue"]),
+        )
+
+    def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:
+        assert isinstance(filters, InvoiceSettlementTimeFilters)
+        where = _conditions(ctx, filters)
+        return ExportQuery(
+            sql=_EXPORT_SQL.format(conditions=where.sql),
+            params=where.params,
+            columns=EXPORT_COLUMNS,
+        )
+
+
+_KINDS = ("status", "customer", "currency", "overdue")

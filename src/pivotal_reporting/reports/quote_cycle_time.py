@@ -1,0 +1,172 @@
+"""quote_cycle_time: how long quotes take from creation to a decision.
+
+Rows: quotes decided (accepted, rejected, expired) with ``decided_at`` in
+``[fromDate, toDate)``; cycle time = ``decided_at - created_at`` in days. Served by the
+covering index ``ix_quotes_organization_id_decided_at`` (migration 0004).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pivotal_reporting.models.business import DECIDED_QUOTE_STATUSES
+from pivotal_reporting.reports.base import (
+    ExportQuery,
+    Report,
+    ReportContext,
+    ReportFilters,
+    fetch_all,
+    fetch_one,
+)
+from pivotal_reporting.reports.schemas import (
+    CamelModel,
+    Days,
+    DistributionBucket,
+    SummaryResponse,
+    bucket_values,
+    distribution,
+)
+from pivotal_reporting.reports.sql import (
+    SECONDS_PER_DAY,
+    Conditions,
+    bucket_counts,
+    day_buckets,
+    formula_safe,
+    iso_utc,
+    rounded,
+)
+
+BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
+NO_PROJECT = "(no project)"
+_SECONDS = "date_part('epoch', q.decided_at - q.created_at)"
+
+
+class QuoteCycleTimeFilters(ReportFilters):
+    customer_id: str | None = Field(default=None, description="Only this customer's quotes.")
+    project_id: str | None = Field(default=None, description="Only this project's quotes.")
+    status: Literal["accepted", "rejected", "expired"] | None = Field(
+        default=None, description="Only quotes decided this way."
+    )
+
+
+class QuoteCycleTimeSummary(CamelModel):
+    """Cycle time (``decided_at - created_at``) of the quotes decided in the window."""
+
+    total_quotes: int
+    average_cycle_time_days: Days | None = Field(description="Mean, days; null when empty.")
+    median_cycle_time_days: Days | None = Field(description="percentile_cont(0.5), days.")
+    min_cycle_time_days: Days | None
+    max_cycle_time_days: Days | None
+    quotes_by_status: dict[str, int] = Field(description="accepted, rejected, expired.")
+    quotes_by_project: dict[str, int] = Field(description=f'By project name; "{NO_PROJECT}".')
+    cycle_time_distribution: list[DistributionBucket]
+
+
+class QuoteCycleTimeResponse(SummaryResponse[QuoteCycleTimeFilters, QuoteCycleTimeSummary]):
+    """``GET /v1/reports/summary/quote-cycle-time``."""
+
+
+def _conditions(ctx: ReportContext, filters: QuoteCycleTimeFilters) -> Conditions:
+    where = Conditions(params={"org": ctx.organization_id})
+    where.when(filters.from_date, "q.decided_at >= %(from_date)s", "from_date")
+    where.when(filters.to_date, "q.decided_at < %(to_date)s", "to_date")
+    where.when(filters.customer_id, "q.customer_id = %(customer_id)s", "customer_id")
+    where.when(filters.project_id, "q.project_id = %(project_id)s", "project_id")
+    where.when(filters.status, "q.status = %(status)s", "status")
+    return where
+
+
+_ROWS = "FROM quotes q WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL"
+
+_STATS_SQL = f"""
+SELECT count(*) AS total,
+       {rounded("sum(s)::numeric / nullif(count(*), 0)", divisor=SECONDS_PER_DAY)} AS average,
+       {rounded("percentile_cont(0.5) WITHIN GROUP (ORDER BY s)", divisor=SECONDS_PER_DAY)}
+           AS median,
+       {rounded("min(s)", divisor=SECONDS_PER_DAY)} AS min,
+       {rounded("max(s)", divisor=SECONDS_PER_DAY)} AS max,
+       {", ".join(f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)},
+       {bucket_counts("s", BUCKETS, unit=SECONDS_PER_DAY)}
+FROM (SELECT q.status, {_SECONDS} AS s {_ROWS} {{conditions}}) AS decided
+"""
+
+_BY_PROJECT_SQL = f"""
+SELECT coalesce(p.name, '{NO_PROJECT}') AS key, sum(g.n)::bigint AS n
+FROM (SELECT q.project_id, count(*) AS n {_ROWS} {{conditions}} GROUP BY q.project_id) AS g
+LEFT JOIN projects p ON p.organization_id = %(org)s AND p.id = g.project_id
+GROUP BY 1 ORDER BY 1
+"""
+
+EXPORT_COLUMNS = (
+    "quote_id",
+    "quote_number",
+    "customer_id",
+    "customer_name",
+    "project_id",
+    "project_name",
+    "status",
+    "currency",
+    "total_amount",
+    "created_at",
+    "sent_at",
+    "decided_at",
+    "cycle_time_days",
+)
+
+_EXPORT_SQL = f"""
+SELECT {formula_safe("q.id")} AS quote_id, {formula_safe("q.quote_number")} AS quote_number,
+       {formula_safe("q.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
+       {formula_safe("q.project_id")} AS project_id, {formula_safe("p.name")} AS project_name,
+       q.status, q.currency, q.total_amount,
+       {iso_utc("q.created_at")} AS created_at, {iso_utc("q.sent_at")} AS sent_at,
+       {iso_utc("q.decided_at")} AS decided_at,
+       {rounded(_SECONDS, divisor=SECONDS_PER_DAY, places=4)} AS cycle_time_days
+FROM quotes q
+JOIN customers c ON c.organization_id = q.organization_id AND c.id = q.customer_id
+LEFT JOIN projects p ON p.organization_id = q.organization_id AND p.id = q.project_id
+WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL {{conditions}}
+ORDER BY q.decided_at, q.id
+"""
+
+
+class QuoteCycleTimeReport(Report):
+    report_type = "quote_cycle_time"
+    path = "quote-cycle-time"
+    title = "Quote cycle time: days from creation to decision"
+    filters_model = QuoteCycleTimeFilters
+    summary_model = QuoteCycleTimeSummary
+    response_model = QuoteCycleTimeResponse
+    references = {"customer_id": "customers", "project_id": "projects"}
+
+    async def summarize(
+        self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
+    ) -> QuoteCycleTimeSummary:
+        assert isinstance(filters, QuoteCycleTimeFilters)
+        where = _conditions(ctx, filters)
+        stats = await fetch_one(session, _STATS_SQL.format(conditions=where.sql), where.params)
+        projects = await fetch_all(
+            session, _BY_PROJECT_SQL.format(conditions=where.sql), where.params
+        )
+        assert stats is not None  # an aggregate without GROUP BY always returns one row
+        return QuoteCycleTimeSummary(
+            total_quotes=stats["total"],
+            average_cycle_time_days=stats["average"],
+            median_cycle_time_days=stats["median"],
+            min_cycle_time_days=stats["min"],
+            max_cycle_time_days=stats["max"],
+            quotes_by_status={status: stats[status] for status in DECIDED_QUOTE_STATUSES},
+            quotes_by_project={row["key"]: row["n"] for row in projects},
+            cycle_time_distribution=distribution(BUCKETS, bucket_values(stats, BUCKETS)),
+        )
+
+    def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:
+        assert isinstance(filters, QuoteCycleTimeFilters)
+        where = _conditions(ctx, filters)
+        return ExportQuery(
+            sql=_EXPORT_SQL.format(conditions=where.sql),
+            params=where.params,
+            columns=EXPORT_COLUMNS,
+        )

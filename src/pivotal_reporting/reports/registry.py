@@ -1,0 +1,40 @@
+"""The report catalog: ``report_type`` → the one instance that computes it.
+
+Adding a report is one module and one line here; the summary routes and the export
+engine both read this mapping.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from pivotal_reporting.reports.base import Report
+from pivotal_reporting.reports.invoice_settlement_time import InvoiceSettlementTimeReport
+from pivotal_reporting.reports.payments_received import PaymentsReceivedReport
+from pivotal_reporting.reports.quote_cycle_time import QuoteCycleTimeReport
+from pivotal_reporting.reports.time_approvals import TimeApprovalsReport
+
+REPORTS: MappingProxyType[str, Report] = MappingProxyType(
+    {
+        report.report_type: report
+        for report in (
+            QuoteCycleTimeReport(),
+            InvoiceSettlementTimeReport(),
+            PaymentsReceivedReport(),
+            TimeApprovalsReport(),
+        )
+    }
+)
+
+
+def get_report(report_type: str) -> Report:
+    """The report registered as ``report_type``; ``LookupError`` when there is none."""
+    try:
+        return REPORTS[report_type]
+    except KeyError:
+        raise LookupError(f"unknown report type {report_type!r}") from None
+
+
+def all_reports() -> tuple[Report, ...]:
+    """Every registered report, in registration order."""
+    return tuple(REPORTS.values())

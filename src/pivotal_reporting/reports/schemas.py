@@ -1,0 +1,139 @@
+"""Response pieces shared by the summaries: the envelope, distribution buckets, currency
+totals, and the JSON rendering that keeps exact decimals as JSON numbers.
+
+Money, days, hours and percentages are ``Decimal`` end to end (computed as NUMERIC in
+SQL) and are written as JSON numbers with their scale: ``125000.00``, ``4.2``, ``40.0``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+from starlette.responses import Response
+
+from pivotal_reporting.reports.sql import Bucket
+
+Money = Annotated[
+    Decimal,
+    WithJsonSchema({"type": "number", "description": "Exact amount, two decimal places."}),
+]
+Days = Annotated[
+    Decimal, WithJsonSchema({"type": "number", "description": "Days, one decimal place."})
+]
+Hours = Annotated[
+    Decimal, WithJsonSchema({"type": "number", "description": "Hours (one or two decimals)."})
+]
+Percentage = Annotated[
+    Decimal,
+    WithJsonSchema({"type": "number", "description": "Percent, one decimal; a list adds to 100."}),
+]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
+
+_CENT = Decimal("0.01")
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
+    )
+
+
+class DistributionBucket(CamelModel):
+    """One range of a distribution; the counts of a distribution add up to its total."""
+
+    range: str = Field(description='Label, e.g. "0-1 days" or "$1,001-$5,000".')
+    count: int
+    percentage: Percentage
+
+
+class CurrencyTotal(CamelModel):
+    """Count and exact sum of the rows in one currency."""
+
+    count: int
+    amount: Money
+
+
+FiltersT = TypeVar("FiltersT", bound=BaseModel)
+SummaryT = TypeVar("SummaryT", bound=BaseModel)
+
+
+class SummaryResponse(CamelModel, Generic[FiltersT, SummaryT]):
+    """The envelope of every summary: what was asked, what was computed, and when."""
+
+    report_type: str
+    filters: FiltersT = Field(description="The filters as given (unset ones omitted).")
+    summary: SummaryT
+    generated_at: datetime = Field(description="UTC, ISO-8601.")
+
+
+def distribution(buckets: Sequence[Bucket], counts: Sequence[int]) -> list[DistributionBucket]:
+    """Buckets with percentages of their total, one decimal, adding up to exactly 100.0.
+
+    Largest-remainder rounding: each percentage is within 0.1 of the exact share. An
+    empty distribution is all zeros.
+    """
+    total = sum(counts)
+    tenths = [(count * 1000) // total if total else 0 for count in counts]
+    if total:
+        remainders = sorted(range(len(counts)), key=lambda i: (-((counts[i] * 1000) % total), i))
+        for i in remainders[: 1000 - sum(tenths)]:
+            tenths[i] += 1
+    return [
+        DistributionBucket(range=bucket.label, count=count, percentage=Decimal(share) / 10)
+        for bucket, count, share in zip(buckets, counts, tenths, strict=True)
+    ]
+
+
+def bucket_values(row: Mapping[str, Any], buckets: Sequence[Bucket]) -> list[int]:
+    """The ``bucket_<i>`` columns of a stats row, in bucket order."""
+    return [int(row[f"bucket_{i}"]) for i in range(len(buckets))]
+
+
+def currency_totals(rows: Sequence[Mapping[str, Any]]) -> dict[str, CurrencyTotal]:
+    """``{"USD": {"count": n, "amount": x}}`` from group rows (key = currency, n, amount)."""
+    return {
+        str(row["key"]).strip(): CurrencyTotal(count=row["n"], amount=money(row["amount"]))
+        for row in rows
+    }
+
+
+def money(value: Decimal | None) -> Decimal:
+    """An exact amount with two decimals; ``None`` (an empty sum) is ``0.00``."""
+    return (value or Decimal(0)).quantize(_CENT)
+
+
+def encode_json(value: Any) -> str:
+    """JSON text in which ``Decimal`` is written as a number exactly as it is (``12.50``).
+
+    ``json.dumps`` can only write a float for a number, which would lose the scale and
+    invite rounding; summaries are small, so a direct recursive writer is enough.
+    """
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("non-finite decimal in a report")
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(str(k))}:{encode_json(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(encode_json(v) for v in value) + "]"
+    if isinstance(value, datetime):
+        return json.dumps(value.isoformat().replace("+00:00", "Z"))
+    if isinstance(value, date):
+        return json.dumps(value.isoformat())
+    return json.dumps(value)
+
+
+class DecimalJSONResponse(Response):
+    """``application/json`` rendered by ``encode_json`` (exact decimals as numbers)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return encode_json(content).encode("utf-8")
