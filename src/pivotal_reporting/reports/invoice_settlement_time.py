@@ -58,10 +58,12 @@ OVERDUE = (
     "AND i.status NOT IN ('paid', 'void', 'written_off'))"
 )
 # Seconds to settle (paid) or outstanding so far (open); NULL when written off.
-_SECONDS = f"""greatest(0, CASE
-    WHEN i.status = 'paid' THEN date_part('epoch', i.paid_at)
-    WHEN i.status IN ('issued', 'part_paid') THEN %(as_of_epoch)s
-    END - {local_midnight_epoch("i.issue_date")})"""
+_SECONDS = f"""CASE
+    WHEN i.status = 'paid'
+        THEN greatest(0, date_part('epoch', i.paid_at) - {local_midnight_epoch("i.issue_date")})
+    WHEN i.status IN ('issued', 'part_paid')
+        THEN greatest(0, %(as_of_epoch)s - {local_midnight_epoch("i.issue_date")})
+    END"""
 
 
 class InvoiceSettlementTimeFilters(ReportFilters):

@@ -85,7 +85,7 @@ def distribution(buckets: Sequence[Bucket], counts: Sequence[int]) -> list[Distr
         for i in remainders[: 1000 - sum(tenths)]:
             tenths[i] += 1
     return [
-        DistributionBucket(range=bucket.label, count=count, percentage=Decimal(share) / 10)
+        DistributionBucket(range=bucket.label, count=count, percentage=Decimal(share).scaleb(-1))
         for bucket, count, share in zip(buckets, counts, tenths, strict=True)
     ]
 

@@ -19,7 +19,7 @@ from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters,
 
 # Per transaction only: the median's sort of up to a million values stays in memory,
 # and JIT compilation (tens of ms) never pays off for a sub-second aggregate.
-_TUNE_TRANSACTION = "SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)"
+TUNE_TRANSACTION = "SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)"
 
 
 async def generate_summary(
@@ -44,7 +44,7 @@ async def generate_summary(
         now=now,
     )
     async with database.tenant_session(principal.organization_id) as session:
-        await fetch_one(session, _TUNE_TRANSACTION, {})
+        await fetch_one(session, TUNE_TRANSACTION, {})
         await report.check_references(session, filters, field_prefix="query.")
         summary = await report.summarize(session, ctx, filters)
         await record_event(

@@ -1,0 +1,239 @@
+"""Summary latency at 10k and 1M rows per organization, beside the spec's figures.
+
+    python bench/summaries.py --rows 10000 --rows 1000000
+
+For each size: a dedicated database on a dedicated embedded PostgreSQL (under
+``.data/bench-pg``; or ``--admin-url`` for any PostgreSQL 15+) is loaded once with the
+demo data (one organization with N quotes, invoices, payments and time entries), then
+reused. The API runs in-process under uvicorn on a loopback port; each summary is called
+``--calls`` times through HTTP with a fixed one-year window, and its SQL alone (the
+report's ``summarize`` in a tenant transaction, no HTTP, no audit) as many times.
+Timings never gate tests; this prints a table and the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import uvicorn
+
+from pivotal_reporting import schema
+from pivotal_reporting.app import create_app
+from pivotal_reporting.auth.principal import load_principal
+from pivotal_reporting.auth.tokens import TokenClaims, mint_token
+from pivotal_reporting.config import Settings
+from pivotal_reporting.db import Database, with_database
+from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID, load_demo_data
+from pivotal_reporting.reports import registry
+from pivotal_reporting.reports.base import ReportContext, fetch_one
+from pivotal_reporting.reports.service import TUNE_TRANSACTION
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-" + "x" * 40
+# The spec's "Report Summary Performance" table: (dataset, response time in ms).
+SPEC = {
+    "quote_cycle_time": ("10,000 quotes", 180),
+    "invoice_settlement_time": ("5,000 invoices", 150),
+    "payments_received": ("20,000 payments", 220),
+    "time_approvals": ("15,000 entries", 200),
+}
+WINDOW = {"fromDate": "2025-11-01T00:00:00Z", "toDate": "2026-11-01T00:00:00Z"}
+SLO_MS = 250.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    p50: float
+    p95: float
+
+
+def percentiles(samples: list[float]) -> Timing:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return Timing(p50=statistics.median(samples), p95=cuts[94])
+
+
+def admin_url(args: argparse.Namespace) -> str:
+    if args.admin_url:
+        return str(args.admin_url)
+    from pivotal_reporting.embedded import start_embedded
+
+    return start_embedded(REPO / ".data" / "bench-pg", database="postgres")
+
+
+def prepared_database(admin: str, rows: int, seed: int) -> str:
+    """A migrated database holding the demo data at ``rows`` (loaded once, then reused)."""
+    name = f"pivotal_bench_{rows}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(admin, name)
+    schema.upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT set_config('app.maintenance', 'on', false)")
+        loaded = conn.execute(
+            "SELECT count(*) FROM quotes WHERE organization_id = %s", (DEMO_ORG_ID,)
+        ).fetchone()
+    if not loaded or loaded[0] != rows:
+        started = time.perf_counter()
+        print(f"loading demo data: {rows:,} rows per table ...", file=sys.stderr, flush=True)
+        load_demo_data(url, orgs=1, scale=rows, seed=seed)
+        print(f"  loaded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    with psycopg.connect(url, autocommit=True) as conn:
+        # Steady state: visibility map set, so the covering indexes serve index-only scans.
+        conn.execute("VACUUM (ANALYZE) quotes, invoices, payments, time_entries")
+    return url
+
+
+@contextmanager
+def api_server(settings: Settings) -> Iterator[str]:
+    """uvicorn serving the real app on a free loopback port (as tests/conftest.py does)."""
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("API server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def time_http(base_url: str, token: str, path: str, calls: int) -> Timing:
+    samples = []
+    with httpx.Client(base_url=base_url, timeout=120) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        for i in range(calls + 3):
+            started = time.perf_counter()
+            response = http.get(f"/v1/reports/summary/{path}", params=WINDOW, headers=headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            if i >= 3:  # the first calls warm the pool and the caches
+                samples.append(elapsed)
+    return percentiles(samples)
+
+
+async def time_sql(url: str, report_type: str, calls: int) -> tuple[Timing, int]:
+    """The report's queries alone, in a tenant transaction; also the rows in the window."""
+    report = registry.get_report(report_type)
+    filters = report.filters_model.model_validate(WINDOW)
+    database = Database.connect(url, pool_size=2)
+    samples: list[float] = []
+    try:
+        async with database.tenant_session(DEMO_ORG_ID) as session:
+            principal = await load_principal(session, TokenClaims(DEMO_USER_ID, DEMO_ORG_ID))
+        assert principal is not None, "the demo user is missing"
+        ctx = ReportContext(
+            DEMO_ORG_ID,
+            DEMO_USER_ID,
+            principal.timezone,
+            principal.base_currency,
+            datetime.now(UTC),
+        )
+        for i in range(calls + 3):
+            async with database.tenant_session(DEMO_ORG_ID) as session:
+                started = time.perf_counter()
+                await fetch_one(session, TUNE_TRANSACTION, {})
+                summary = await report.summarize(session, ctx, filters)
+                elapsed = (time.perf_counter() - started) * 1000
+            if i >= 3:
+                samples.append(elapsed)
+    finally:
+        await database.dispose()
+    rows_in_window = next(iter(summary.model_dump().values()))  # totalQuotes, ...
+    return percentiles(samples), int(rows_in_window)
+
+
+def machine() -> str:
+    with psycopg.connect(ADMIN_URL[0]) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    version = row[0] if row else "?"
+    model = "?"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"machine: {os.cpu_count()} CPUs ({model}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, PostgreSQL {version}, load average {load}"
+    )
+
+
+ADMIN_URL: list[str] = []
+
+
+def bench_size(rows: int, args: argparse.Namespace) -> list[str]:
+    url = prepared_database(ADMIN_URL[0], rows, args.seed)
+    settings = Settings(
+        env="dev",
+        database_url=url,
+        data_dir=REPO / ".data" / "bench-data",
+        jwt_secret=SECRET,
+        rate_limit_per_minute=1_000_000,
+        worker_in_process=False,
+    )
+    token = mint_token(
+        settings, user_id=DEMO_USER_ID, organization_id=DEMO_ORG_ID, expires_in=timedelta(hours=2)
+    )
+    lines = []
+    with api_server(settings) as base_url:
+        for report in registry.all_reports():
+            http = time_http(base_url, token, report.path, args.calls)
+            sql, in_window = asyncio.run(time_sql(url, report.report_type, args.calls))
+            dataset, spec_ms = SPEC[report.report_type]
+            verdict = "pass" if http.p95 <= SLO_MS else "MISS"
+            lines.append(
+                f"| {report.report_type:<23} | {rows:>9,} | {in_window:>9,} | {dataset:<15} "
+                f"| {spec_ms:>4} | {http.p50:>8.1f} | {http.p95:>8.1f} | {sql.p50:>7.1f} "
+                f"| {sql.p95:>7.1f} | {verdict:<4} |"
+            )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, action="append", help="rows per table (repeatable)")
+    parser.add_argument("--calls", type=int, default=50, help="timed calls per endpoint (>= 50)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--admin-url", help="PostgreSQL admin URL (default: embedded server)")
+    args = parser.parse_args()
+    ADMIN_URL.append(admin_url(args))
+    header = (
+        "| report                  | rows/table | in window | spec dataset    | spec "
+        "| HTTP p50 | HTTP p95 | SQL p50 | SQL p95 | SLO  |\n"
+        "|-------------------------|-----------:|----------:|-----------------|-----:"
+        "|---------:|---------:|--------:|--------:|------|"
+    )
+    lines = [line for rows in args.rows or [10_000] for line in bench_size(rows, args)]
+    print(f"summaries, window [{WINDOW['fromDate']}, {WINDOW['toDate']}), {args.calls} calls each,")
+    print("times in ms; SLO: HTTP p95 <= 250 ms")
+    print(header)
+    print("\n".join(lines))
+    print(machine())
+
+
+if __name__ == "__main__":
+    main()
