@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 
 import httpx
 import pytest
 from sqlalchemy.orm import Session
 
+from pivotal_reporting.observability.logs import JsonFormatter
 from tests.factories import Tenant, create_customer, create_export_job, create_payment
 
 pytest.importorskip("pivotal_reporting.reports.registry", reason="the report catalog is not in yet")
@@ -37,7 +40,9 @@ def test_export_lifecycle_and_denials_are_audited(
     client: httpx.Client,
     db: Session,
     tenant: Tenant,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="pivotal_reporting.jobs")
     create_payment(db, org=tenant.org, customer=create_customer(db, org=tenant.org))
     exporter = tenant.headers(tenant.exporter)
     done = client.post(EXPORT, json=BODY, headers=exporter).json()["jobId"]
@@ -59,3 +64,18 @@ def test_export_lifecycle_and_denials_are_audited(
     denial = next(row for row in rows if row["action"] == "access_denied")
     assert denial["userId"] == tenant.viewer.id
     assert denial["details"]["required_permission"] == "reports.export_reports"
+
+    # One structured log line per job transition, without the filters.
+    lines = [
+        json.loads(JsonFormatter().format(record))
+        for record in caplog.records
+        if record.name == "pivotal_reporting.jobs"
+    ]
+    statuses = [line["status"] for line in lines if line["job_id"] == done]
+    assert statuses[0] == "pending"
+    assert statuses[-1] == "completed"
+    assert "processing" in statuses
+    sample = next(line for line in lines if line["job_id"] == done)
+    assert sample["event"] == "export_job_transition"
+    assert (sample["organization_id"], sample["user_id"]) == (tenant.org.id, tenant.exporter.id)
+    assert "2024-12-31" not in json.dumps(lines)
