@@ -40,6 +40,13 @@ def incoming_request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def app_path(scope: Scope) -> str:
+    """The request path below the mount point (``root_path`` stripped when present)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def _declared_paths(app: Any) -> Iterator[str]:
     """Every route's full path template, also inside FastAPI's included routers."""
     for route in getattr(getattr(app, "router", None), "routes", ()):
@@ -71,7 +78,7 @@ def route_template(scope: Scope) -> str:
     routed = getattr(scope.get("route"), "path", None)
     if routed is not None and any(template == routed for _, template in patterns):
         return str(routed)
-    path = scope.get("path", "")
+    path = app_path(scope)
     for regex, template in patterns:
         if regex.match(path):
             return template

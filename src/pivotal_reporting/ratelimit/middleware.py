@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pivotal_reporting.auth.tokens import TokenClaims, verify_token
 from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import AppError, problem_response
+from pivotal_reporting.observability.middleware import app_path
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class RateLimitMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIX):
+        if scope["type"] != "http" or not app_path(scope).startswith(LIMITED_PREFIX):
             await self.app(scope, receive, send)
             return
         try:
