@@ -66,12 +66,16 @@ def bucket_counts(values: Iterable[Decimal], upper_bounds: Sequence[int]) -> lis
     counts = [0] * (len(upper_bounds) + 1)
     for value in values:
         whole = int(value // 1)
-        index = next((i for i, bound in enumerate(upper_bounds) if whole < bound), len(upper_bounds))
+        index = next(
+            (i for i, bound in enumerate(upper_bounds) if whole < bound), len(upper_bounds)
+        )
         counts[index] += 1
     return counts
 
 
-def check_distribution(buckets: list[dict[str, Any]], labels: Sequence[str], counts: list[int]) -> None:
+def check_distribution(
+    buckets: list[dict[str, Any]], labels: Sequence[str], counts: list[int]
+) -> None:
     """Labels and counts exact; percentages within 0.1 of exact and adding to 100 (± 0.1)."""
     assert [b["range"] for b in buckets] == list(labels)
     assert [b["count"] for b in buckets] == counts

@@ -38,25 +38,66 @@ def _seed(db: Session, tenant: Tenant) -> list:
     midnight = local_midnight(date(2024, 3, 1), TZ)
     invoices = [
         # paid on time, 20 days after local midnight of the issue date
-        create_invoice(db, org=tenant.org, customer=acme, status="paid", issue_date=date(2024, 3, 1),
-                       paid_at=datetime(2024, 3, 21, 5, tzinfo=UTC)),
+        create_invoice(
+            db,
+            org=tenant.org,
+            customer=acme,
+            status="paid",
+            issue_date=date(2024, 3, 1),
+            paid_at=datetime(2024, 3, 21, 5, tzinfo=UTC),
+        ),
         # paid late (after its due date): settled, not overdue; spans the DST change
-        create_invoice(db, org=tenant.org, customer=acme, status="paid", issue_date=date(2024, 3, 1),
-                       due_date=date(2024, 3, 15), paid_at=datetime(2024, 4, 10, 4, tzinfo=UTC)),
+        create_invoice(
+            db,
+            org=tenant.org,
+            customer=acme,
+            status="paid",
+            issue_date=date(2024, 3, 1),
+            due_date=date(2024, 3, 15),
+            paid_at=datetime(2024, 4, 10, 4, tzinfo=UTC),
+        ),
         # open and overdue (due 20 March, nothing paid)
-        create_invoice(db, org=tenant.org, customer=tech, status="issued", issue_date=date(2024, 3, 10),
-                       due_date=date(2024, 3, 20), total_amount="1200.50"),
+        create_invoice(
+            db,
+            org=tenant.org,
+            customer=tech,
+            status="issued",
+            issue_date=date(2024, 3, 10),
+            due_date=date(2024, 3, 20),
+            total_amount="1200.50",
+        ),
         # open, part paid, not yet due at asOf
-        create_invoice(db, org=tenant.org, customer=tech, status="part_paid",
-                       issue_date=date(2024, 3, 31), due_date=date(2024, 4, 30),
-                       total_amount="800.00", amount_paid="300.00"),
+        create_invoice(
+            db,
+            org=tenant.org,
+            customer=tech,
+            status="part_paid",
+            issue_date=date(2024, 3, 31),
+            due_date=date(2024, 4, 30),
+            total_amount="800.00",
+            amount_paid="300.00",
+        ),
         # overdue in another currency: counted, but not in the USD overdueAmount
-        create_invoice(db, org=tenant.org, customer=acme, status="part_paid", currency="EUR",
-                       issue_date=date(2024, 3, 5), due_date=date(2024, 3, 25),
-                       total_amount="500.00", amount_paid="100.00"),
+        create_invoice(
+            db,
+            org=tenant.org,
+            customer=acme,
+            status="part_paid",
+            currency="EUR",
+            issue_date=date(2024, 3, 5),
+            due_date=date(2024, 3, 25),
+            total_amount="500.00",
+            amount_paid="100.00",
+        ),
         # written off: no settlement time, never overdue
-        create_invoice(db, org=tenant.org, customer=tech, status="written_off",
-                       issue_date=date(2024, 3, 5), due_date=date(2024, 3, 6)),
+        create_invoice(
+            db,
+            org=tenant.org,
+            customer=tech,
+            status="written_off",
+            issue_date=date(2024, 3, 5),
+            due_date=date(2024, 3, 6),
+        ),
     ]
     # Outside: the days just before and after the window, draft and void ones.
     create_invoice(db, org=tenant.org, customer=acme, issue_date=date(2024, 2, 29))
@@ -94,11 +135,17 @@ def test_figures_match_the_oracle(client: httpx.Client, tenant: Tenant, db: Sess
     assert result["totalInvoices"] == 6
     assert result["averageSettlementTimeDays"] == expected["average"]
     assert result["medianSettlementTimeDays"] == expected["median"]
-    assert result["minSettlementTimeDays"] == Decimal("15.3") == expected["min"]  # open since 31 Mar
+    assert (
+        result["minSettlementTimeDays"] == Decimal("15.3") == expected["min"]
+    )  # open since 31 Mar
     assert result["maxSettlementTimeDays"] == expected["max"]
     # paid 20 days after; paid late 40 days minus the DST hour
     assert sorted(days)[1] == Decimal(20)
-    assert Decimal("39.9") < max(d for i, d in zip(invoices, days) if i.status == "paid") < 40
+    assert (
+        Decimal("39.9")
+        < max(d for i, d in zip(invoices, days, strict=False) if i.status == "paid")
+        < 40
+    )
     assert result["overdueInvoices"] == 2 == sum(_is_overdue(i) for i in invoices)
     assert result["overdueAmount"] == Decimal("1200.50")
     assert result["currency"] == "USD"
@@ -132,11 +179,15 @@ def test_amounts_are_json_numbers_with_two_decimals(
 
 def test_overdue_only_and_currency(client: httpx.Client, tenant: Tenant, db: Session) -> None:
     invoices = _seed(db, _tenant(db, tenant))
-    overdue = ok_summary(client, tenant, PATH, asOf="2024-04-15T12:00:00Z", overdueOnly="true", **WINDOW)
+    overdue = ok_summary(
+        client, tenant, PATH, asOf="2024-04-15T12:00:00Z", overdueOnly="true", **WINDOW
+    )
     rows = [i for i in invoices if _is_overdue(i)]
     assert overdue["totalInvoices"] == overdue["overdueInvoices"] == len(rows) == 2
     assert overdue["invoicesByStatus"] == {"overdue": 2}
-    assert overdue["medianSettlementTimeDays"] == stats([_settlement_days(i) for i in rows])["median"]
+    assert (
+        overdue["medianSettlementTimeDays"] == stats([_settlement_days(i) for i in rows])["median"]
+    )
 
     euros = ok_summary(client, tenant, PATH, asOf="2024-04-15T12:00:00Z", currency="EUR", **WINDOW)
     assert euros["totalInvoices"] == 1
@@ -150,12 +201,15 @@ def test_overdue_only_and_currency(client: httpx.Client, tenant: Tenant, db: Ses
 
 
 def test_empty_window(client: httpx.Client, tenant: Tenant) -> None:
-    result = ok_summary(client, tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z")
+    result = ok_summary(
+        client, tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z"
+    )
     assert result["totalInvoices"] == 0
     assert result["averageSettlementTimeDays"] is None
     assert result["overdueInvoices"] == 0
     assert result["overdueAmount"] == Decimal("0.00")
-    assert result["invoicesByStatus"] == {} and result["totalsByCurrency"] == {}
+    assert result["invoicesByStatus"] == {}
+    assert result["totalsByCurrency"] == {}
     check_distribution(result["settlementTimeDistribution"], LABELS, [0] * 6)
 
 

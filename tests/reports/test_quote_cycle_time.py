@@ -20,7 +20,9 @@ DAY = timedelta(days=1)
 
 
 def _decided(db: Session, tenant: Tenant, decided_at: datetime, age: timedelta, **kw: object):
-    return create_quote(db, org=tenant.org, created_at=decided_at - age, decided_at=decided_at, **kw)
+    return create_quote(
+        db, org=tenant.org, created_at=decided_at - age, decided_at=decided_at, **kw
+    )
 
 
 def _seed(db: Session, tenant: Tenant) -> dict[str, object]:
@@ -30,13 +32,24 @@ def _seed(db: Session, tenant: Tenant) -> dict[str, object]:
     quotes = [
         # decided exactly at fromDate: inside the half-open window; 2 days
         _decided(db, tenant, FROM, 2 * DAY, status="accepted", customer=acme, project=web),
-        _decided(db, tenant, FROM + 9 * DAY, 1.5 * DAY, status="rejected", customer=acme, project=web),
+        _decided(
+            db, tenant, FROM + 9 * DAY, 1.5 * DAY, status="rejected", customer=acme, project=web
+        ),
         # a tie at 4 days, one of them without a project
-        _decided(db, tenant, FROM + 14 * DAY, 4 * DAY, status="accepted", customer=acme, project=app),
+        _decided(
+            db, tenant, FROM + 14 * DAY, 4 * DAY, status="accepted", customer=acme, project=app
+        ),
         _decided(db, tenant, FROM + 14 * DAY, 4 * DAY, status="expired", customer=acme),
         # one second short of 2 days: still "0-1 days"
-        _decided(db, tenant, FROM + 20 * DAY, 2 * DAY - timedelta(seconds=1), status="accepted",
-                 customer=acme, project=app),
+        _decided(
+            db,
+            tenant,
+            FROM + 20 * DAY,
+            2 * DAY - timedelta(seconds=1),
+            status="accepted",
+            customer=acme,
+            project=app,
+        ),
         _decided(db, tenant, TO - timedelta(seconds=1), 31 * DAY, status="accepted", customer=acme),
     ]
     # Outside: decided exactly at toDate, just before fromDate; undecided quotes.
@@ -53,7 +66,9 @@ def _oracle(quotes: list, **only: object) -> dict[str, object]:
     return {"rows": rows, "days": days, **stats(days)}
 
 
-def test_figures_match_hand_count_and_oracle(client: httpx.Client, tenant: Tenant, db: Session) -> None:
+def test_figures_match_hand_count_and_oracle(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
     seeded = _seed(db, tenant)
     result = ok_summary(client, tenant, PATH, **WINDOW)
     expected = _oracle(seeded["quotes"])  # type: ignore[arg-type]
@@ -99,7 +114,9 @@ def test_one_row_and_empty_window(client: httpx.Client, tenant: Tenant, db: Sess
     assert one["minCycleTimeDays"] == one["maxCycleTimeDays"] == Decimal("2.5")
     check_distribution(one["cycleTimeDistribution"], LABELS, [0, 1, 0, 0, 0, 0])
 
-    empty = ok_summary(client, tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z")
+    empty = ok_summary(
+        client, tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z"
+    )
     assert empty["totalQuotes"] == 0
     assert empty["averageCycleTimeDays"] is None
     assert empty["medianCycleTimeDays"] is None
@@ -127,6 +144,9 @@ def test_envelope_echoes_the_filters_as_given(client: httpx.Client, tenant: Tena
     assert response.status_code == 200
     body = response.json()
     assert body["reportType"] == "quote_cycle_time"
-    assert body["filters"] == {"organizationId": tenant.org.id, "fromDate": "2024-03-01T00:00:00+02:00"}
+    assert body["filters"] == {
+        "organizationId": tenant.org.id,
+        "fromDate": "2024-03-01T00:00:00+02:00",
+    }
     assert body["generatedAt"].endswith("Z")
     assert set(body) == {"reportType", "filters", "summary", "generatedAt"}

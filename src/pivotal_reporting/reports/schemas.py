@@ -15,7 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from pivotal_reporting.reports.sql import Bucket
 
@@ -130,7 +130,7 @@ def encode_json(value: Any) -> str:
     return json.dumps(value)
 
 
-class DecimalJSONResponse(Response):
+class DecimalJSONResponse(JSONResponse):
     """``application/json`` rendered by ``encode_json`` (exact decimals as numbers)."""
 
     media_type = "application/json"
