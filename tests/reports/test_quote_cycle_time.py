@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.factories import Tenant, create_customer, create_project, create_quote
@@ -150,3 +152,39 @@ def test_envelope_echoes_the_filters_as_given(client: httpx.Client, tenant: Tena
     }
     assert body["generatedAt"].endswith("Z")
     assert set(body) == {"reportType", "filters", "summary", "generatedAt"}
+
+
+def test_many_random_quotes_match_percentile_cont(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    """The histogram median equals PostgreSQL's own percentile_cont on the same rows."""
+    rng = random.Random(7)
+    customer = create_customer(db, org=tenant.org)
+    for i in range(120):
+        age = rng.choice(
+            [rng.randrange(0, 20 * 86400), 4320 * rng.randrange(0, 400) + rng.choice([-1, 0, 1])]
+        )
+        _decided(
+            db,
+            tenant,
+            FROM + timedelta(minutes=i),
+            timedelta(seconds=max(age, 0)),
+            status=rng.choice(["accepted", "rejected", "expired"]),
+            customer=customer,
+        )
+    result = ok_summary(client, tenant, PATH, **WINDOW)
+    reference = db.execute(
+        text(
+            "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s)::numeric / 86400, 1),"
+            " round(avg(s)::numeric / 86400, 1), round(min(s)::numeric / 86400, 1),"
+            " round(max(s)::numeric / 86400, 1), count(*)"
+            " FROM (SELECT extract(epoch FROM decided_at - created_at) AS s FROM quotes"
+            " WHERE organization_id = :org AND decided_at >= :f AND decided_at < :t) q"
+        ),
+        {"org": tenant.org.id, "f": FROM, "t": TO},
+    ).one()
+    assert result["totalQuotes"] == reference[4] == 120
+    assert result["medianCycleTimeDays"] == reference[0]
+    assert result["averageCycleTimeDays"] == reference[1]
+    assert result["minCycleTimeDays"] == reference[2]
+    assert result["maxCycleTimeDays"] == reference[3]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
+import statistics
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
 from pivotal_reporting.reports import invoice_settlement_time, payments_received, quote_cycle_time
+from pivotal_reporting.reports.histogram import DAY_TENTHS_BIN, HOUR_TENTHS_BIN, Histogram
 from pivotal_reporting.reports.schemas import distribution, encode_json
-from pivotal_reporting.reports.sql import first_date_from
+from pivotal_reporting.reports.sql import SECONDS_PER_DAY, SECONDS_PER_HOUR, first_date_from
 
 
 def test_bucket_labels_are_the_specs_plus_an_open_end() -> None:
@@ -79,3 +82,59 @@ def test_decimals_are_json_numbers_with_their_scale() -> None:
     assert json.loads(text, parse_float=Decimal)["a"] == Decimal("125000.00")
     with pytest.raises(ValueError, match="non-finite"):
         encode_json(Decimal("NaN"))
+
+
+def _bins(values: list[int], width: int) -> list[dict[str, object]]:
+    """What the SQL histogram returns for ``values`` (seconds)."""
+    grouped: dict[int, list[int]] = {}
+    for value in values:
+        grouped.setdefault(value // width, []).append(value)
+    return [
+        {
+            "bin": i,
+            "n": len(vs),
+            "total": float(sum(vs)),
+            "low": float(min(vs)),
+            "high": float(max(vs)),
+        }
+        for i, vs in grouped.items()
+    ]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_histogram_median_equals_rounded_percentile_cont(seed: int) -> None:
+    rng = random.Random(seed)
+    size = rng.choice([1, 2, 3, 4, 10, 101, 1000])
+    # Values crowd the rounding edges (multiples of 4320 s = 0.05 day) and repeat.
+    values = [
+        rng.choice(
+            [rng.randrange(0, 40 * 86400), 4320 * rng.randrange(0, 800) + rng.choice([-1, 0, 1])]
+        )
+        for _ in range(size)
+    ]
+    values = [max(v, 0) for v in values]
+    for unit, width in (
+        (SECONDS_PER_DAY, DAY_TENTHS_BIN),
+        (SECONDS_PER_HOUR, HOUR_TENTHS_BIN),
+        (SECONDS_PER_DAY, HOUR_TENTHS_BIN),
+    ):
+        histogram = Histogram.from_rows(_bins(values, width), width)
+        exact = [Decimal(v) / unit for v in values]
+        expected_median = Decimal(statistics.median(exact)).quantize(Decimal("0.1"), ROUND_HALF_UP)
+        assert histogram.median(unit) == expected_median
+        assert histogram.average(unit) == (sum(exact) / len(exact)).quantize(
+            Decimal("0.1"), ROUND_HALF_UP
+        )
+        assert histogram.minimum(unit) == min(exact).quantize(Decimal("0.1"), ROUND_HALF_UP)
+        assert histogram.maximum(unit) == max(exact).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    days = Histogram.from_rows(_bins(values, DAY_TENTHS_BIN), DAY_TENTHS_BIN)
+    counts = days.bucket_counts(quote_cycle_time.BUCKETS, SECONDS_PER_DAY)
+    uppers = [2, 4, 8, 15, 31]
+    assert counts == [
+        sum(
+            1
+            for v in values
+            if (0 if i == 0 else uppers[i - 1]) <= v // 86400 < (uppers[i] if i < 5 else 10**9)
+        )
+        for i in range(6)
+    ]

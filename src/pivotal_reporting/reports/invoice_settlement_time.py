@@ -12,6 +12,7 @@ and it is not paid, void or written off. Served by
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import AwareDatetime, Field
@@ -23,7 +24,13 @@ from pivotal_reporting.reports.base import (
     ReportContext,
     ReportFilters,
     fetch_all,
-    fetch_one,
+)
+from pivotal_reporting.reports.histogram import (
+    DAY_TENTHS_BIN,
+    Histogram,
+    bin_sql,
+    category_counts,
+    histogram_columns,
 )
 from pivotal_reporting.reports.schemas import (
     CamelModel,
@@ -33,7 +40,6 @@ from pivotal_reporting.reports.schemas import (
     DistributionBucket,
     Money,
     SummaryResponse,
-    bucket_values,
     currency_totals,
     distribution,
     money,
@@ -41,7 +47,6 @@ from pivotal_reporting.reports.schemas import (
 from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     Conditions,
-    bucket_counts,
     day_buckets,
     first_date_from,
     formula_safe,
@@ -52,7 +57,8 @@ from pivotal_reporting.reports.sql import (
 )
 
 BUCKETS = day_buckets((0, 7), (8, 14), (15, 30), (31, 60), (61, 90))
-REPORTED_STATUSES = ("issued", "part_paid", "paid", "written_off")
+# Stored statuses reported, with "overdue" shown instead of issued/part_paid when it is.
+DISPLAYED_STATUSES = ("overdue", "issued", "part_paid", "paid", "written_off")
 OVERDUE = (
     "(i.due_date < %(as_of_date)s AND i.balance_due > 0 "
     "AND i.status NOT IN ('paid', 'void', 'written_off'))"
@@ -142,32 +148,28 @@ def _conditions(ctx: ReportContext, filters: InvoiceSettlementTimeFilters) -> Co
 
 _ROWS = "FROM invoices i WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void')"
 
-_STATS_SQL = f"""
-SELECT count(*) AS total,
-       {rounded("sum(s)::numeric / nullif(count(s), 0)", divisor=SECONDS_PER_DAY)} AS average,
-       {rounded("percentile_cont(0.5) WITHIN GROUP (ORDER BY s)", divisor=SECONDS_PER_DAY)}
-           AS median,
-       {rounded("min(s)", divisor=SECONDS_PER_DAY)} AS min,
-       {rounded("max(s)", divisor=SECONDS_PER_DAY)} AS max,
-       count(*) FILTER (WHERE overdue) AS overdue,
+# One parallel hash aggregate: the settlement-time histogram (histogram.py) with the
+# overdue figures and the counts per displayed status alongside.
+_BINS_SQL = f"""
+SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")},
+       count(*) AS rows, count(*) FILTER (WHERE overdue) AS overdue,
        sum(balance_due) FILTER (WHERE overdue AND currency = %(report_currency)s) AS overdue_amount,
-       {bucket_counts("s", BUCKETS, unit=SECONDS_PER_DAY)}
-FROM (SELECT {_SECONDS} AS s, {OVERDUE} AS overdue, i.balance_due, i.currency
+       {", ".join(f"count(*) FILTER (WHERE shown = '{s}') AS {s}" for s in DISPLAYED_STATUSES)}
+FROM (SELECT {_SECONDS} AS s, {OVERDUE} AS overdue, i.balance_due, i.currency,
+             CASE WHEN {OVERDUE} THEN 'overdue' ELSE i.status END AS shown
       {_ROWS} {{conditions}}) AS issued
+GROUP BY 1
 """
 
 _GROUPS_SQL = f"""
 WITH g AS (
-    SELECT CASE WHEN {OVERDUE} THEN 'overdue' ELSE i.status END AS display_status,
-           i.customer_id, i.currency, {OVERDUE} AS overdue,
+    SELECT i.customer_id, i.currency, {OVERDUE} AS overdue,
            count(*) AS n, sum(i.total_amount) AS amount, sum(i.balance_due) AS balance
     {_ROWS} {{conditions}}
-    GROUP BY GROUPING SETS ((display_status), (i.customer_id), (i.currency, overdue))
+    GROUP BY GROUPING SETS ((i.customer_id), (i.currency, overdue))
 )
-SELECT 'status' AS kind, display_status AS key, n, NULL::numeric AS amount FROM g
-WHERE display_status IS NOT NULL
-UNION ALL
-SELECT 'currency', currency, sum(n)::bigint, sum(amount) FROM g WHERE currency IS NOT NULL
+SELECT 'currency' AS kind, currency AS key, sum(n)::bigint AS n, sum(amount) AS amount FROM g
+WHERE currency IS NOT NULL
 GROUP BY currency
 UNION ALL
 SELECT 'overdue', currency, n, balance FROM g WHERE currency IS NOT NULL AND overdue
@@ -224,23 +226,28 @@ class InvoiceSettlementTimeReport(Report):
         where = _conditions(ctx, filters)
         report_currency = filters.currency or ctx.base_currency
         params = where.params | {"report_currency": report_currency}
-        stats = await fetch_one(session, _STATS_SQL.format(conditions=where.sql), params)
+        bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), params)
         groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)
-        assert stats is not None  # an aggregate without GROUP BY always returns one row
+        settlement = Histogram.from_rows(bins, DAY_TENTHS_BIN)
+        totals = category_counts(bins, ("rows", "overdue", *DISPLAYED_STATUSES))
         rows = {kind: [r for r in groups if r["kind"] == kind] for kind in _KINDS}
         return InvoiceSettlementTimeSummary(
-            total_invoices=stats["total"],
-            average_settlement_time_days=stats["average"],
-            median_settlement_time_days=stats["median"],
-            min_settlement_time_days=stats["min"],
-            max_settlement_time_days=stats["max"],
-            overdue_invoices=stats["overdue"],
-            overdue_amount=money(stats["overdue_amount"]),
+            total_invoices=totals["rows"],
+            average_settlement_time_days=settlement.average(SECONDS_PER_DAY),
+            median_settlement_time_days=settlement.median(SECONDS_PER_DAY),
+            min_settlement_time_days=settlement.minimum(SECONDS_PER_DAY),
+            max_settlement_time_days=settlement.maximum(SECONDS_PER_DAY),
+            overdue_invoices=totals["overdue"],
+            overdue_amount=money(
+                sum((r["overdue_amount"] or Decimal(0) for r in bins), Decimal(0))
+            ),
             currency=report_currency,
             as_of=_as_of(ctx, filters),
-            invoices_by_status={row["key"]: row["n"] for row in rows["status"]},
+            invoices_by_status={s: totals[s] for s in DISPLAYED_STATUSES if totals[s]},
             invoices_by_customer={row["key"]: row["n"] for row in rows["customer"]},
-            settlement_time_distribution=distribution(BUCKETS, bucket_values(stats, BUCKETS)),
+            settlement_time_distribution=distribution(
+                BUCKETS, settlement.bucket_counts(BUCKETS, SECONDS_PER_DAY)
+            ),
             totals_by_currency=currency_totals(rows["currency"]),
             overdue_by_currency=currency_totals(rows["overdue"]),
         )
@@ -255,4 +262,4 @@ class InvoiceSettlementTimeReport(Report):
         )
 
 
-_KINDS = ("status", "customer", "currency", "overdue")
+_KINDS = ("customer", "currency", "overdue")

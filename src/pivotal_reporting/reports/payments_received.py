@@ -9,7 +9,8 @@ organization's time zone. Served by ``ix_payments_organization_id_paid_at`` (000
 
 from __future__ import annotations
 
-from typing import Literal
+from decimal import Decimal
+from typing import Any, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,6 @@ from pivotal_reporting.reports.base import (
     ReportContext,
     ReportFilters,
     fetch_all,
-    fetch_one,
 )
 from pivotal_reporting.reports.schemas import (
     CamelModel,
@@ -29,8 +29,6 @@ from pivotal_reporting.reports.schemas import (
     DistributionBucket,
     Money,
     SummaryResponse,
-    bucket_values,
-    currency_totals,
     distribution,
     money,
 )
@@ -84,33 +82,23 @@ def _conditions(ctx: ReportContext, filters: PaymentsReceivedFilters) -> Conditi
 
 _ROWS = "FROM payments p WHERE p.organization_id = %(org)s AND p.status = 'completed'"
 
-_STATS_SQL = f"""
-SELECT count(*) AS total,
-       sum(p.amount) FILTER (WHERE p.currency = %(report_currency)s) AS amount,
-       round(avg(p.amount) FILTER (WHERE p.currency = %(report_currency)s), 2) AS average,
-       {bucket_counts("p.amount", BUCKETS, only="p.currency = %(report_currency)s")}
-{_ROWS} {{conditions}}
+# One parallel hash aggregate on (month, currency, method): a few hundred groups from
+# which every count and sum is added up; the buckets count the headline currency only.
+_TOTALS_SQL = f"""
+SELECT to_char(month, 'YYYY-MM') AS month, currency, method, n, amount,
+       {", ".join(f"bucket_{i}" for i in range(len(BUCKETS)))}
+FROM (SELECT date_trunc('month', p.paid_at AT TIME ZONE %(tz)s) AS month, p.currency, p.method,
+             count(*) AS n, sum(p.amount) AS amount,
+             {bucket_counts("p.amount", BUCKETS, only="p.currency = %(report_currency)s")}
+      {_ROWS} {{conditions}}
+      GROUP BY 1, 2, 3) AS g
 """
 
-# One scan, one hash table per breakdown; names are joined on the few groups only.
-_GROUPS_SQL = f"""
-WITH g AS (
-    SELECT p.method, p.customer_id, p.currency,
-           date_trunc('month', p.paid_at AT TIME ZONE %(tz)s) AS month,
-           count(*) AS n, sum(p.amount) AS amount
-    {_ROWS} {{conditions}}
-    GROUP BY GROUPING SETS ((p.method), (p.customer_id), (p.currency), (month))
-)
-SELECT 'method' AS kind, method AS key, n, NULL::numeric AS amount FROM g WHERE method IS NOT NULL
-UNION ALL
-SELECT 'month', to_char(month, 'YYYY-MM'), n, NULL FROM g WHERE month IS NOT NULL
-UNION ALL
-SELECT 'currency', currency, n, amount FROM g WHERE currency IS NOT NULL
-UNION ALL
-SELECT 'customer', c.name, sum(g.n)::bigint, NULL FROM g
+_BY_CUSTOMER_SQL = f"""
+SELECT c.name AS key, sum(g.n)::bigint AS n
+FROM (SELECT p.customer_id, count(*) AS n {_ROWS} {{conditions}} GROUP BY p.customer_id) AS g
 JOIN customers c ON c.organization_id = %(org)s AND c.id = g.customer_id
-GROUP BY c.name
-ORDER BY 1, 2
+GROUP BY c.name ORDER BY 1
 """
 
 EXPORT_COLUMNS = (
@@ -158,23 +146,23 @@ class PaymentsReceivedReport(Report):
         where = _conditions(ctx, filters)
         report_currency = filters.currency or ctx.base_currency
         params = where.params | {"report_currency": report_currency}
-        stats = await fetch_one(session, _STATS_SQL.format(conditions=where.sql), params)
-        groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)
-        assert stats is not None  # an aggregate without GROUP BY always returns one row
-        by_kind = {
-            kind: [row for row in groups if row["kind"] == kind]
-            for kind in ("method", "month", "customer", "currency")
-        }
+        groups = await fetch_all(session, _TOTALS_SQL.format(conditions=where.sql), params)
+        customers = await fetch_all(session, _BY_CUSTOMER_SQL.format(conditions=where.sql), params)
+        in_currency = [g for g in groups if g["currency"].strip() == report_currency]
+        amount = money(sum((g["amount"] for g in in_currency), Decimal(0)))
+        count = sum(g["n"] for g in in_currency)
         return PaymentsReceivedSummary(
-            total_payments=stats["total"],
-            total_amount=money(stats["amount"]),
-            average_amount=stats["average"],
+            total_payments=sum(g["n"] for g in groups),
+            total_amount=amount,
+            average_amount=money(amount / count) if count else None,
             currency=report_currency,
-            payments_by_method={row["key"]: row["n"] for row in by_kind["method"]},
-            payments_by_month={row["key"]: row["n"] for row in by_kind["month"]},
-            payments_by_customer={row["key"]: row["n"] for row in by_kind["customer"]},
-            amount_distribution=distribution(BUCKETS, bucket_values(stats, BUCKETS)),
-            totals_by_currency=currency_totals(by_kind["currency"]),
+            payments_by_method=_count_by(groups, "method"),
+            payments_by_month=dict(sorted(_count_by(groups, "month").items())),
+            payments_by_customer={row["key"]: row["n"] for row in customers},
+            amount_distribution=distribution(
+                BUCKETS, [sum(g[f"bucket_{i}"] for g in groups) for i in range(len(BUCKETS))]
+            ),
+            totals_by_currency=_currency_totals(groups),
         )
 
     def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:
@@ -185,3 +173,21 @@ class PaymentsReceivedReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
         )
+
+
+def _count_by(groups: list[dict[str, Any]], key: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for group in groups:
+        counts[group[key]] = counts.get(group[key], 0) + group["n"]
+    return counts
+
+
+def _currency_totals(groups: list[dict[str, Any]]) -> dict[str, CurrencyTotal]:
+    totals: dict[str, CurrencyTotal] = {}
+    for group in groups:
+        code = group["currency"].strip()
+        seen = totals.get(code, CurrencyTotal(count=0, amount=Decimal("0.00")))
+        totals[code] = CurrencyTotal(
+            count=seen.count + group["n"], amount=seen.amount + group["amount"]
+        )
+    return totals

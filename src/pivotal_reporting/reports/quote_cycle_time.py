@@ -19,20 +19,24 @@ from pivotal_reporting.reports.base import (
     ReportContext,
     ReportFilters,
     fetch_all,
-    fetch_one,
+)
+from pivotal_reporting.reports.histogram import (
+    DAY_TENTHS_BIN,
+    Histogram,
+    bin_sql,
+    category_counts,
+    histogram_columns,
 )
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     Days,
     DistributionBucket,
     SummaryResponse,
-    bucket_values,
     distribution,
 )
 from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     Conditions,
-    bucket_counts,
     day_buckets,
     formula_safe,
     iso_utc,
@@ -81,16 +85,13 @@ def _conditions(ctx: ReportContext, filters: QuoteCycleTimeFilters) -> Condition
 
 _ROWS = "FROM quotes q WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL"
 
-_STATS_SQL = f"""
-SELECT count(*) AS total,
-       {rounded("sum(s)::numeric / nullif(count(*), 0)", divisor=SECONDS_PER_DAY)} AS average,
-       {rounded("percentile_cont(0.5) WITHIN GROUP (ORDER BY s)", divisor=SECONDS_PER_DAY)}
-           AS median,
-       {rounded("min(s)", divisor=SECONDS_PER_DAY)} AS min,
-       {rounded("max(s)", divisor=SECONDS_PER_DAY)} AS max,
-       {", ".join(f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)},
-       {bucket_counts("s", BUCKETS, unit=SECONDS_PER_DAY)}
+# One parallel hash aggregate over the window: a histogram of cycle times (see
+# histogram.py) with the status counts alongside.
+_BINS_SQL = f"""
+SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")},
+       {", ".join(f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)}
 FROM (SELECT q.status, {_SECONDS} AS s {_ROWS} {{conditions}}) AS decided
+GROUP BY 1
 """
 
 _BY_PROJECT_SQL = f"""
@@ -146,20 +147,22 @@ class QuoteCycleTimeReport(Report):
     ) -> QuoteCycleTimeSummary:
         assert isinstance(filters, QuoteCycleTimeFilters)
         where = _conditions(ctx, filters)
-        stats = await fetch_one(session, _STATS_SQL.format(conditions=where.sql), where.params)
+        bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
         projects = await fetch_all(
             session, _BY_PROJECT_SQL.format(conditions=where.sql), where.params
         )
-        assert stats is not None  # an aggregate without GROUP BY always returns one row
+        cycle = Histogram.from_rows(bins, DAY_TENTHS_BIN)
         return QuoteCycleTimeSummary(
-            total_quotes=stats["total"],
-            average_cycle_time_days=stats["average"],
-            median_cycle_time_days=stats["median"],
-            min_cycle_time_days=stats["min"],
-            max_cycle_time_days=stats["max"],
-            quotes_by_status={status: stats[status] for status in DECIDED_QUOTE_STATUSES},
+            total_quotes=cycle.count,
+            average_cycle_time_days=cycle.average(SECONDS_PER_DAY),
+            median_cycle_time_days=cycle.median(SECONDS_PER_DAY),
+            min_cycle_time_days=cycle.minimum(SECONDS_PER_DAY),
+            max_cycle_time_days=cycle.maximum(SECONDS_PER_DAY),
+            quotes_by_status=category_counts(bins, DECIDED_QUOTE_STATUSES),
             quotes_by_project={row["key"]: row["n"] for row in projects},
-            cycle_time_distribution=distribution(BUCKETS, bucket_values(stats, BUCKETS)),
+            cycle_time_distribution=distribution(
+                BUCKETS, cycle.bucket_counts(BUCKETS, SECONDS_PER_DAY)
+            ),
         )
 
     def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:

@@ -9,7 +9,8 @@ entry, its age ``now - submitted_at``. Served by
 
 from __future__ import annotations
 
-from typing import Literal
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +22,13 @@ from pivotal_reporting.reports.base import (
     ReportContext,
     ReportFilters,
     fetch_all,
-    fetch_one,
+)
+from pivotal_reporting.reports.histogram import (
+    HOUR_TENTHS_BIN,
+    Histogram,
+    bin_sql,
+    category_counts,
+    histogram_columns,
 )
 from pivotal_reporting.reports.schemas import (
     CamelModel,
@@ -29,14 +36,13 @@ from pivotal_reporting.reports.schemas import (
     DistributionBucket,
     Hours,
     SummaryResponse,
-    bucket_values,
     distribution,
+    money,
 )
 from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     SECONDS_PER_HOUR,
     Conditions,
-    bucket_counts,
     day_buckets,
     first_date_from,
     formula_safe,
@@ -105,39 +111,26 @@ def _conditions(ctx: ReportContext, filters: TimeApprovalsFilters) -> Conditions
 _ROWS = "FROM time_entries t WHERE t.organization_id = %(org)s"
 
 
-def _latency(aggregate: str, divisor: int) -> str:
-    return rounded(aggregate, divisor=divisor)
-
-
-_STATS_SQL = f"""
-SELECT count(*) AS total, coalesce(sum(hours), 0.00) AS hours,
-       coalesce(sum(hours) FILTER (WHERE billable), 0.00) AS billable_hours,
-       coalesce(sum(hours) FILTER (WHERE NOT billable), 0.00) AS non_billable_hours,
+# One parallel hash aggregate: the approval-latency histogram (histogram.py, 0.05 h
+# bins so tenths of hours and of days both round exactly) with the hours and the
+# pending approvals alongside; the NULL bin holds the entries without a latency.
+_BINS_SQL = f"""
+SELECT {bin_sql("latency", HOUR_TENTHS_BIN)} AS bin, {histogram_columns("latency")},
+       count(*) AS entries, sum(hours) AS hours,
+       sum(hours) FILTER (WHERE billable) AS billable_hours,
        {
     ", ".join(
         f"count(*) FILTER (WHERE status = '{s}') AS n_{s}, "
-        f"coalesce(sum(hours) FILTER (WHERE status = '{s}'), 0.00) AS h_{s}"
+        f"sum(hours) FILTER (WHERE status = '{s}') AS h_{s}"
         for s in TIME_ENTRY_STATUSES
     )
 },
-       count(latency) AS approved,
-       {_latency("sum(latency)::numeric / nullif(count(latency), 0)", SECONDS_PER_HOUR)} AS avg_h,
-       {_latency("percentile_cont(0.5) WITHIN GROUP (ORDER BY latency)", SECONDS_PER_HOUR)}
-           AS median_h,
-       {_latency("min(latency)", SECONDS_PER_HOUR)} AS min_h,
-       {_latency("max(latency)", SECONDS_PER_HOUR)} AS max_h,
-       {_latency("sum(latency)::numeric / nullif(count(latency), 0)", SECONDS_PER_DAY)} AS avg_d,
-       {_latency("percentile_cont(0.5) WITHIN GROUP (ORDER BY latency)", SECONDS_PER_DAY)}
-           AS median_d,
-       {_latency("min(latency)", SECONDS_PER_DAY)} AS min_d,
-       {_latency("max(latency)", SECONDS_PER_DAY)} AS max_d,
-       {bucket_counts("latency", BUCKETS, unit=SECONDS_PER_DAY)},
-       {_latency("avg(pending_age)", SECONDS_PER_DAY)} AS pending_avg_d,
-       {_latency("max(pending_age)", SECONDS_PER_DAY)} AS pending_max_d
+       sum(pending_age) AS pending_age, max(pending_age) AS oldest_pending
 FROM (SELECT t.status, t.hours, t.billable,
-             CASE WHEN t.status = 'approved' THEN {_LATENCY} END AS latency,
+             CASE WHEN t.status = 'approved' THEN greatest(0, {_LATENCY}) END AS latency,
              CASE WHEN t.status = 'submitted' THEN {_PENDING_AGE} END AS pending_age
       {_ROWS} {{conditions}}) AS worked
+GROUP BY 1
 """
 
 _GROUPS_SQL = f"""
@@ -205,30 +198,32 @@ class TimeApprovalsReport(Report):
     ) -> TimeApprovalsSummary:
         assert isinstance(filters, TimeApprovalsFilters)
         where = _conditions(ctx, filters)
-        stats = await fetch_one(session, _STATS_SQL.format(conditions=where.sql), where.params)
+        bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
         groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), where.params)
-        assert stats is not None  # an aggregate without GROUP BY always returns one row
+        latency = Histogram.from_rows(bins, HOUR_TENTHS_BIN)
+        hours = _hour_totals(bins)
         return TimeApprovalsSummary(
-            total_entries=stats["total"],
-            total_hours=stats["hours"],
-            billable_hours=stats["billable_hours"],
-            non_billable_hours=stats["non_billable_hours"],
-            entries_by_status={s: stats[f"n_{s}"] for s in TIME_ENTRY_STATUSES},
-            hours_by_status={s: stats[f"h_{s}"] for s in TIME_ENTRY_STATUSES},
-            approved_entries=stats["approved"],
-            average_approval_time_hours=stats["avg_h"],
-            median_approval_time_hours=stats["median_h"],
-            min_approval_time_hours=stats["min_h"],
-            max_approval_time_hours=stats["max_h"],
-            average_approval_time_days=stats["avg_d"],
-            median_approval_time_days=stats["median_d"],
-            min_approval_time_days=stats["min_d"],
-            max_approval_time_days=stats["max_d"],
-            approval_time_distribution=distribution(BUCKETS, bucket_values(stats, BUCKETS)),
-            pending_approvals=stats["n_submitted"],
-            pending_hours=stats["h_submitted"],
-            average_pending_age_days=stats["pending_avg_d"],
-            oldest_pending_age_days=stats["pending_max_d"],
+            total_entries=sum(b["entries"] for b in bins),
+            total_hours=hours["hours"],
+            billable_hours=hours["billable_hours"],
+            non_billable_hours=hours["hours"] - hours["billable_hours"],
+            entries_by_status={
+                s: n for s, n in zip(TIME_ENTRY_STATUSES, _status_counts(bins), strict=True)
+            },
+            hours_by_status={s: hours[f"h_{s}"] for s in TIME_ENTRY_STATUSES},
+            approved_entries=latency.count,
+            average_approval_time_hours=latency.average(SECONDS_PER_HOUR),
+            median_approval_time_hours=latency.median(SECONDS_PER_HOUR),
+            min_approval_time_hours=latency.minimum(SECONDS_PER_HOUR),
+            max_approval_time_hours=latency.maximum(SECONDS_PER_HOUR),
+            average_approval_time_days=latency.average(SECONDS_PER_DAY),
+            median_approval_time_days=latency.median(SECONDS_PER_DAY),
+            min_approval_time_days=latency.minimum(SECONDS_PER_DAY),
+            max_approval_time_days=latency.maximum(SECONDS_PER_DAY),
+            approval_time_distribution=distribution(
+                BUCKETS, latency.bucket_counts(BUCKETS, SECONDS_PER_DAY)
+            ),
+            **_pending(bins, hours),
             hours_by_project={r["key"]: r["hours"] for r in groups if r["kind"] == "project"},
             hours_by_user={r["key"]: r["hours"] for r in groups if r["kind"] == "user"},
         )
@@ -241,3 +236,33 @@ class TimeApprovalsReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
         )
+
+
+def _hour_totals(bins: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """Exact sums of the hour columns over the bins (two decimals, 0.00 when none)."""
+    columns = ("hours", "billable_hours", *(f"h_{s}" for s in TIME_ENTRY_STATUSES))
+    return {c: money(sum((b[c] or Decimal(0) for b in bins), Decimal(0))) for c in columns}
+
+
+def _status_counts(bins: list[dict[str, Any]]) -> list[int]:
+    counts = category_counts(bins, [f"n_{s}" for s in TIME_ENTRY_STATUSES])
+    return [counts[f"n_{s}"] for s in TIME_ENTRY_STATUSES]
+
+
+def _pending(bins: list[dict[str, Any]], hours: dict[str, Decimal]) -> dict[str, Any]:
+    """Pending approvals (submitted entries): count, hours, average and oldest age in days."""
+    count = sum(b["n_submitted"] for b in bins)
+    ages = [b["pending_age"] for b in bins if b["pending_age"] is not None]
+    oldest = max(
+        (b["oldest_pending"] for b in bins if b["oldest_pending"] is not None), default=None
+    )
+    return {
+        "pending_approvals": count,
+        "pending_hours": hours["h_submitted"],
+        "average_pending_age_days": _days(sum(ages) / count) if count else None,
+        "oldest_pending_age_days": _days(oldest) if oldest is not None else None,
+    }
+
+
+def _days(seconds: float) -> Decimal:
+    return (Decimal(seconds) / SECONDS_PER_DAY).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
