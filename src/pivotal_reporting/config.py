@@ -42,11 +42,14 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=200, ge=1)
     rate_limit_storage_url: str | None = None
     rate_limit_key_prefix: str = Field(
-        default="pivotal", description="Namespace of rate-limit keys (one Redis, several deployments)."
+        default="pivotal",
+        description="Namespace of rate-limit keys (one Redis, several deployments).",
     )
     max_running_exports_per_org: int = Field(default=5, ge=1)
     metrics_org_label: bool = True
-    retention_cron: str = Field(default="17 * * * *", description="When the retention sweep runs (cron).")
+    retention_cron: str = Field(
+        default="17 * * * *", description="When the retention sweep runs (cron)."
+    )
     worker_in_process: bool = True
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     db_pool_size: int = Field(default=10, ge=1)
