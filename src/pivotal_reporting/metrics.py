@@ -36,7 +36,22 @@ EXPORT_DURATION_MS = Histogram(
     "pivotal_export_duration_ms",
     "Export job duration from start to completion, in milliseconds (SLO: p95 <= 120000).",
     ["report_type", "format", "organization_id"],
-    buckets=(100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 90000, 120000, 180000, 300000, 600000),
+    buckets=(
+        100,
+        250,
+        500,
+        1000,
+        2500,
+        5000,
+        10000,
+        30000,
+        60000,
+        90000,
+        120000,
+        180000,
+        300000,
+        600000,
+    ),
 )
 EXPORT_QUEUE_WAIT = Histogram(
     "pivotal_export_queue_wait_seconds",
