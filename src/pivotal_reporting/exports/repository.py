@@ -116,7 +116,7 @@ async def _update_returning(
         .where(ExportJob.id == job_id, *where)
         .values(updated_at=func.now(), **values)
         .returning(ExportJob)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     job = (await session.execute(statement)).scalar_one_or_none()
     if job is not None and "status" in values:
