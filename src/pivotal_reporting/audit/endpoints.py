@@ -7,13 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
-from pivotal_reporting.audit.repository import AuditFilters, Order, list_audit_logs
-from pivotal_reporting.audit.schemas import (
-    AuditLogPage,
-    AuditLogRead,
-    decode_cursor,
-    encode_cursor,
-)
+from pivotal_reporting.audit.repository import AuditFilters, Order
+from pivotal_reporting.audit.schemas import AuditLogPage
+from pivotal_reporting.audit.service import read_audit_page
 from pivotal_reporting.auth.dependencies import get_database, require
 from pivotal_reporting.auth.principal import VIEW_AUDIT_LOGS, Principal
 from pivotal_reporting.db import Database
@@ -49,16 +45,7 @@ async def read_audit_logs(
             errors=[{"field": "query.to", "message": "not after from"}],
         )
     filters = AuditFilters(action=action, user_id=user_id, from_at=from_at, to_at=to_at)
-    after = decode_cursor(cursor, order) if cursor else None
     async with database.tenant_session(principal.organization_id) as session:
-        rows = await list_audit_logs(
-            session,
-            principal.organization_id,
-            filters,
-            after_seq=after,
-            limit=limit + 1,
-            order=order,
+        return await read_audit_page(
+            session, principal.organization_id, filters, cursor=cursor, order=order, limit=limit
         )
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].seq, order) if len(rows) > limit else None
-    return AuditLogPage(data=[AuditLogRead.from_row(row) for row in page], next_cursor=next_cursor)

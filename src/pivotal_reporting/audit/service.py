@@ -10,6 +10,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.audit.chain import GENESIS_HASH, AuditEntry, hash_payload
+from pivotal_reporting.audit.repository import AuditFilters, Order, list_audit_logs
+from pivotal_reporting.audit.schemas import (
+    AuditLogPage,
+    AuditLogRead,
+    decode_cursor,
+    encode_cursor,
+)
 
 # Upsert-and-lock the chain head in one statement: DO UPDATE takes the row lock, so
 # concurrent appends of one organization queue here instead of forking the chain.
@@ -85,3 +92,22 @@ async def record_event(
         },
     )
     return entry
+
+
+async def read_audit_page(
+    session: AsyncSession,
+    organization_id: str,
+    filters: AuditFilters,
+    *,
+    cursor: str | None,
+    order: Order,
+    limit: int,
+) -> AuditLogPage:
+    """One page of the organization's audit log and the cursor of the next one."""
+    after = decode_cursor(cursor, order) if cursor else None
+    rows = await list_audit_logs(
+        session, organization_id, filters, after_seq=after, limit=limit + 1, order=order
+    )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].seq, order) if len(rows) > limit else None
+    return AuditLogPage(data=[AuditLogRead.from_row(row) for row in page], next_cursor=next_cursor)
