@@ -97,28 +97,9 @@ async def request_export(
             return earlier, False
     if max_running is not None:
         await ensure_export_capacity(session, principal.organization_id, max_running)
-    now = datetime.now(UTC)
-    job = ExportJob(
-        id=new_id("job"),
-        organization_id=principal.organization_id,
-        user_id=principal.user_id,
-        report_type=body.report_type,
-        format=body.format,
-        status="pending",
-        filters=stored_filters,
-        file_name=safe_file_name(body.file_name, body.report_type, body.format, now),
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-    )
-    try:
-        async with session.begin_nested():
-            await repo.add_job(session, job)
-    except IntegrityError:  # a concurrent request with the same key won the race
-        if idempotency_key is None:
-            raise
-        earlier = await _replayed(session, principal, idempotency_key, request_hash)
-        if earlier is None:
-            raise
+    job = _new_job(principal, body, stored_filters, idempotency_key, request_hash)
+    earlier = await _insert_or_replay(session, principal, job)
+    if earlier is not None:
         return earlier, False
     await record_event(
         session,
@@ -132,6 +113,44 @@ async def request_export(
     job.queue_job_id = await _defer(session, job)
     await session.flush()
     return job, True
+
+
+def _new_job(
+    principal: Principal,
+    body: ExportCreate,
+    filters: dict[str, Any],
+    idempotency_key: str | None,
+    request_hash: str,
+) -> ExportJob:
+    return ExportJob(
+        id=new_id("job"),
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        report_type=body.report_type,
+        format=body.format,
+        status="pending",
+        filters=filters,
+        file_name=safe_file_name(body.file_name, body.report_type, body.format, datetime.now(UTC)),
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+
+
+async def _insert_or_replay(
+    session: AsyncSession, principal: Principal, job: ExportJob
+) -> ExportJob | None:
+    """Insert ``job``; if a concurrent request with its key won the race, return that job."""
+    try:
+        async with session.begin_nested():
+            await repo.add_job(session, job)
+    except IntegrityError:
+        if job.idempotency_key is None or job.request_hash is None:
+            raise
+        earlier = await _replayed(session, principal, job.idempotency_key, job.request_hash)
+        if earlier is None:
+            raise
+        return earlier
+    return None
 
 
 async def _replayed(
