@@ -148,12 +148,13 @@ def _fence(attempt: int) -> list[Any]:
 
 
 async def record_progress(
-    session: AsyncSession, job_id: str, attempt: int, *, processed: int, total: int
+    session: AsyncSession, job_id: str, attempt: int, *, processed: int, total: int | None
 ) -> bool:
     """Store progress; ``False`` means stop: cancelled, or this attempt was superseded."""
-    job = await _update_returning(
-        session, job_id, _fence(attempt), processed_rows=processed, total_rows=total
-    )
+    values: dict[str, Any] = {"processed_rows": processed}
+    if total is not None:
+        values["total_rows"] = total
+    job = await _update_returning(session, job_id, _fence(attempt), **values)
     return job is not None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -17,7 +19,8 @@ from pivotal_reporting.exports.storage import ExportStorage, PartialFile, Stored
 from pivotal_reporting.exports.writers import (
     ExportCancelled,
     ProgressCallback,
-    count_rows,
+    count_rows_in_snapshot,
+    export_snapshot,
     snapshot_connection,
     write_csv,
     write_json,
@@ -77,8 +80,11 @@ async def execute_export(
     log.info("export %s: %d rows, %d bytes, sha256 %s", job_id, rows, stored.size, stored.sha256)
 
 
-def _progress_reporter(database: Database, job: ExportJob, total: int) -> ProgressCallback:
+def _progress_reporter(
+    database: Database, job: ExportJob, counting: asyncio.Task[int]
+) -> ProgressCallback:
     async def report(processed: int) -> bool:
+        total = counting.result() if counting.done() and not counting.cancelled() else None
         async with database.tenant_session(job.organization_id) as session:
             return await repo.record_progress(
                 session, job.id, job.attempts, processed=processed, total=total
@@ -95,12 +101,22 @@ async def _write_file(
     try:
         started = time.perf_counter()
         async with snapshot_connection(database, job.organization_id) as conn:
-            total = await count_rows(conn, query)
-            progress = _progress_reporter(database, job, total)
-            if not await progress(0):
-                raise ExportCancelled
-            writer = write_csv if job.format == "csv" else write_json
-            result = await writer(conn, query, partial, progress)
+            snapshot_id = await export_snapshot(conn)
+            counting = asyncio.create_task(
+                count_rows_in_snapshot(database, job.organization_id, snapshot_id, query)
+            )
+            try:
+                progress = _progress_reporter(database, job, counting)
+                if not await progress(0):
+                    raise ExportCancelled
+                writer = write_csv if job.format == "csv" else write_json
+                result = await writer(conn, query, partial, progress)
+                total = await counting
+            finally:
+                if not counting.done():
+                    counting.cancel()
+                    with contextlib.suppress(BaseException):
+                        await counting
         if result.rows != total:  # impossible in one snapshot; never publish a short file
             raise RuntimeError(
                 f"row count changed during export: counted {total}, wrote {result.rows}"

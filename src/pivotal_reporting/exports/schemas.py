@@ -111,6 +111,8 @@ class ExportProgress(CamelModel):
         percentage = min(99, processed * 100 // total) if total else 0
         if job.status == "processing" and total is not None:
             return cls(percentage=percentage, status=f"Processing {processed:,} of {total:,} rows")
+        if job.status == "processing" and processed:
+            return cls(percentage=percentage, status=f"Processing {processed:,} rows")
         return cls(percentage=percentage, status=PROGRESS_LABELS.get(job.status, job.status))
 
 

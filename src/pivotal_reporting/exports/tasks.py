@@ -6,6 +6,7 @@ Tasks receive ids only. Their database, storage and settings come from the worke
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,11 @@ async def run_export(context: JobContext, *, job_id: str, organization_id: str) 
         await execute_export(
             runtime.database, runtime.storage, runtime.settings, job_id, organization_id
         )
+    except asyncio.CancelledError as exc:
+        # The worker is shutting down past its grace period: hand the job to another run.
+        log.warning("export %s: interrupted by worker shutdown, will retry", job_id)
+        await _best_effort_release(runtime.database, job_id, organization_id)
+        raise TransientExportError("interrupted by worker shutdown") from exc
     except Exception as exc:
         if is_transient(exc) and attempts_so_far < MAX_RETRIES:
             log.warning("export %s: transient failure, will retry: %r", job_id, exc)

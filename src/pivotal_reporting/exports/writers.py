@@ -13,6 +13,9 @@ interprets it, and programs reading it must get the exact data).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -28,6 +31,7 @@ from pivotal_reporting.exports.storage import PartialFile
 from pivotal_reporting.reports.base import ExportQuery
 
 TEXT_TYPE_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, bpchar, varchar
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
 BATCH_ROWS = 8192  # rows per file write (a few hundred KiB)
 PROGRESS_EVERY_SECONDS = 0.5
 # \x01 and \x02 never occur raw in json output (control characters are escaped as \uXXXX),
@@ -48,22 +52,51 @@ class WriteResult:
 
 @asynccontextmanager
 async def snapshot_connection(
-    database: Database, organization_id: str
+    database: Database, organization_id: str, *, snapshot_id: str | None = None
 ) -> AsyncIterator[psycopg.AsyncConnection[object]]:
-    """A REPEATABLE READ, read-only tenant transaction on a raw psycopg connection."""
+    """A REPEATABLE READ, read-only tenant transaction on a raw psycopg connection.
+
+    With ``snapshot_id`` (from :func:`export_snapshot`) it sees exactly the same data as
+    the transaction that exported it.
+    """
     async with database.engine.connect() as conn:
         conn = await conn.execution_options(
             isolation_level="REPEATABLE READ", postgresql_readonly=True
         )
         async with conn.begin():
+            if snapshot_id is not None:  # must be the transaction's first statement
+                if not _SNAPSHOT_ID.match(snapshot_id):
+                    raise ValueError("invalid snapshot id")
+                await conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
             await conn.execute(_ENTER_TENANT, {"org": organization_id})
             await conn.exec_driver_sql(
-                "SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true), "
-                "set_config('IntervalStyle', 'iso_8601', true), set_config('extra_float_digits', '1', true)"
+                "SELECT set_config('TimeZone', 'UTC', true), "
+                "set_config('DateStyle', 'ISO, YMD', true), "
+                "set_config('IntervalStyle', 'iso_8601', true), "
+                "set_config('extra_float_digits', '1', true)"
             )
             raw = await conn.get_raw_connection()
             driver: psycopg.AsyncConnection[object] = raw.driver_connection  # type: ignore[assignment]
             yield driver
+
+
+async def export_snapshot(conn: psycopg.AsyncConnection[object]) -> str:
+    """Export this transaction's snapshot so that another connection can share it."""
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT pg_export_snapshot()")
+        row = await cur.fetchone()
+    return str(row[0])  # type: ignore[index]
+
+
+async def count_rows_in_snapshot(
+    database: Database, organization_id: str, snapshot_id: str, query: ExportQuery
+) -> int:
+    """``count(*)`` of the export on a second connection, in the exporter's snapshot.
+
+    It runs while the rows stream, so an export costs one pass of the query, not two.
+    """
+    async with snapshot_connection(database, organization_id, snapshot_id=snapshot_id) as conn:
+        return await count_rows(conn, query)
 
 
 async def neutralised_query(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> str:
@@ -144,12 +177,26 @@ async def _copy_to(
     spends producing it. The connection is ours alone until the COPY ends.
     """
     loop = asyncio.get_running_loop()
+    stop = threading.Event()
 
     def report(rows: int) -> bool:
+        if stop.is_set():
+            return False
         return asyncio.run_coroutine_threadsafe(progress(rows), loop).result()
 
     async with conn.cursor() as cur, cur.copy(copy_sql, query.params or None):
-        return await asyncio.to_thread(_drain_copy_out, conn.pgconn, out, report, transform)
+        drain = asyncio.ensure_future(
+            asyncio.to_thread(_drain_copy_out, conn.pgconn, out, report, transform)
+        )
+        try:
+            return await asyncio.shield(drain)
+        except asyncio.CancelledError:
+            # The thread owns the connection until it returns: stop it, wait, then let
+            # psycopg cancel the COPY on the server.
+            stop.set()
+            with contextlib.suppress(BaseException):
+                await drain
+            raise
 
 
 def _drain_copy_out(
