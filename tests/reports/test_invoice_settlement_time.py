@@ -221,3 +221,12 @@ def test_other_organizations_never_change_a_figure(
     other = create_tenant(db, tenant.settings, timezone=TZ)
     _seed(db, other)
     assert ok_summary(client, tenant, PATH, asOf="2024-04-15T12:00:00Z", **WINDOW) == before
+
+
+def test_without_a_window_every_invoice_counts(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    invoices = _seed(db, _tenant(db, tenant))
+    result = ok_summary(client, tenant, PATH, asOf="2024-04-15T12:00:00Z")
+    assert result["totalInvoices"] == len(invoices) + 2  # the two just outside the window
+    assert sum(b["count"] for b in result["settlementTimeDistribution"]) == len(invoices) + 1

@@ -48,6 +48,15 @@ class Bin:
     low: float  # smallest value, seconds
     high: float  # largest value, seconds
 
+    def merge(self, other: Bin) -> Bin:
+        return Bin(
+            self.index,
+            self.count + other.count,
+            self.total + other.total,
+            min(self.low, other.low),
+            max(self.high, other.high),
+        )
+
 
 @dataclass(frozen=True)
 class Histogram:
@@ -58,13 +67,17 @@ class Histogram:
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]], width: int) -> Histogram:
-        """From rows with ``bin, n, total, low, high`` (``bin`` NULL rows are ignored)."""
-        bins = (
-            Bin(int(r["bin"]), int(r["n"]), float(r["total"]), float(r["low"]), float(r["high"]))
-            for r in rows
-            if r["bin"] is not None and r["n"]
-        )
-        return cls(width, tuple(sorted(bins, key=lambda b: b.index)))
+        """From rows with ``bin, n, total, low, high``; rows of one bin are merged (the
+        query may split a bin by other keys) and ``bin`` NULL rows are ignored."""
+        merged: dict[int, Bin] = {}
+        for r in rows:
+            if r["bin"] is None or not r["n"]:
+                continue
+            index = int(r["bin"])
+            part = Bin(index, int(r["n"]), float(r["total"]), float(r["low"]), float(r["high"]))
+            seen = merged.get(index)
+            merged[index] = part if seen is None else seen.merge(part)
+        return cls(width, tuple(merged[i] for i in sorted(merged)))
 
     @property
     def count(self) -> int:

@@ -63,13 +63,31 @@ OVERDUE = (
     "(i.due_date < %(as_of_date)s AND i.balance_due > 0 "
     "AND i.status NOT IN ('paid', 'void', 'written_off'))"
 )
-# Seconds to settle (paid) or outstanding so far (open); NULL when written off.
-_SECONDS = f"""CASE
-    WHEN i.status = 'paid'
-        THEN greatest(0, date_part('epoch', i.paid_at) - {local_midnight_epoch("i.issue_date")})
-    WHEN i.status IN ('issued', 'part_paid')
-        THEN greatest(0, %(as_of_epoch)s - {local_midnight_epoch("i.issue_date")})
+
+
+def _seconds(midnight: str) -> str:
+    """Seconds to settle (paid) or outstanding so far (open); NULL when written off.
+
+    ``midnight`` is the epoch of the issue date's local midnight.
+    """
+    return f"""CASE
+    WHEN i.status = 'paid' THEN greatest(0, date_part('epoch', i.paid_at) - {midnight})
+    WHEN i.status IN ('issued', 'part_paid') THEN greatest(0, %(as_of_epoch)s - {midnight})
     END"""
+
+
+# Local midnights of the window's days, converted once per day rather than once per row
+# (a time-zone conversion costs more than the rest of a row's work).
+_MIDNIGHTS = """JOIN (
+    SELECT d::date AS day, date_part('epoch', d AT TIME ZONE %(tz)s) AS epoch
+    FROM generate_series(
+        coalesce(%(first_day)s::date,
+                 (SELECT min(issue_date) FROM invoices WHERE organization_id = %(org)s))::timestamp,
+        coalesce(%(end_day)s::date,
+                 (SELECT max(issue_date) FROM invoices WHERE organization_id = %(org)s))::timestamp,
+        interval '1 day') AS d
+    OFFSET 0  -- a fence: convert each day once, not once per joined row
+) AS m ON m.day = i.issue_date"""
 
 
 class InvoiceSettlementTimeFilters(ReportFilters):
@@ -131,12 +149,12 @@ def _conditions(ctx: ReportContext, filters: InvoiceSettlementTimeFilters) -> Co
     )
     if filters.from_date is not None:
         where.add(
-            "i.issue_date >= %(from_day)s",
-            from_day=first_date_from(filters.from_date, ctx.timezone),
+            "i.issue_date >= %(first_day)s",
+            first_day=first_date_from(filters.from_date, ctx.timezone),
         )
     if filters.to_date is not None:
         where.add(
-            "i.issue_date < %(to_day)s", to_day=first_date_from(filters.to_date, ctx.timezone)
+            "i.issue_date < %(end_day)s", end_day=first_date_from(filters.to_date, ctx.timezone)
         )
     where.when(filters.customer_id, "i.customer_id = %(customer_id)s", "customer_id")
     where.when(filters.status, "i.status = %(status)s", "status")
@@ -155,9 +173,9 @@ SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")},
        count(*) AS rows, count(*) FILTER (WHERE overdue) AS overdue,
        sum(balance_due) FILTER (WHERE overdue AND currency = %(report_currency)s) AS overdue_amount,
        {", ".join(f"count(*) FILTER (WHERE shown = '{s}') AS {s}" for s in DISPLAYED_STATUSES)}
-FROM (SELECT {_SECONDS} AS s, {OVERDUE} AS overdue, i.balance_due, i.currency,
+FROM (SELECT {_seconds("m.epoch")} AS s, {OVERDUE} AS overdue, i.balance_due, i.currency,
              CASE WHEN {OVERDUE} THEN 'overdue' ELSE i.status END AS shown
-      {_ROWS} {{conditions}}) AS issued
+      {_ROWS.replace("WHERE", _MIDNIGHTS + " WHERE")} {{conditions}} OFFSET 0) AS issued
 GROUP BY 1
 """
 
@@ -202,7 +220,7 @@ SELECT {formula_safe("i.id")} AS invoice_id, {formula_safe("i.invoice_number")} 
        {formula_safe("i.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
        i.status, {OVERDUE} AS overdue, i.currency, i.total_amount, i.amount_paid, i.balance_due,
        i.issue_date, i.due_date, {iso_utc("i.paid_at")} AS paid_at,
-       {rounded(_SECONDS, divisor=SECONDS_PER_DAY, places=4)} AS settlement_time_days
+       {rounded(_seconds(local_midnight_epoch("i.issue_date")), divisor=SECONDS_PER_DAY, places=4)} AS settlement_time_days
 FROM invoices i
 JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_id
 WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void') {{conditions}}
@@ -225,7 +243,8 @@ class InvoiceSettlementTimeReport(Report):
         assert isinstance(filters, InvoiceSettlementTimeFilters)
         where = _conditions(ctx, filters)
         report_currency = filters.currency or ctx.base_currency
-        params = where.params | {"report_currency": report_currency}
+        params = {"first_day": None, "end_day": None, **where.params}
+        params["report_currency"] = report_currency
         bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), params)
         groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)
         settlement = Histogram.from_rows(bins, DAY_TENTHS_BIN)

@@ -90,7 +90,7 @@ _ROWS = "FROM quotes q WHERE q.organization_id = %(org)s AND q.decided_at IS NOT
 _BINS_SQL = f"""
 SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")},
        {", ".join(f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)}
-FROM (SELECT q.status, {_SECONDS} AS s {_ROWS} {{conditions}}) AS decided
+FROM (SELECT q.status, {_SECONDS} AS s {_ROWS} {{conditions}} OFFSET 0) AS decided
 GROUP BY 1
 """
 

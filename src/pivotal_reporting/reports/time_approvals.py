@@ -27,7 +27,6 @@ from pivotal_reporting.reports.histogram import (
     HOUR_TENTHS_BIN,
     Histogram,
     bin_sql,
-    category_counts,
     histogram_columns,
 )
 from pivotal_reporting.reports.schemas import (
@@ -115,22 +114,14 @@ _ROWS = "FROM time_entries t WHERE t.organization_id = %(org)s"
 # bins so tenths of hours and of days both round exactly) with the hours and the
 # pending approvals alongside; the NULL bin holds the entries without a latency.
 _BINS_SQL = f"""
-SELECT {bin_sql("latency", HOUR_TENTHS_BIN)} AS bin, {histogram_columns("latency")},
+SELECT {bin_sql("latency", HOUR_TENTHS_BIN)} AS bin, status, billable, {histogram_columns("latency")},
        count(*) AS entries, sum(hours) AS hours,
-       sum(hours) FILTER (WHERE billable) AS billable_hours,
-       {
-    ", ".join(
-        f"count(*) FILTER (WHERE status = '{s}') AS n_{s}, "
-        f"sum(hours) FILTER (WHERE status = '{s}') AS h_{s}"
-        for s in TIME_ENTRY_STATUSES
-    )
-},
        sum(pending_age) AS pending_age, max(pending_age) AS oldest_pending
 FROM (SELECT t.status, t.hours, t.billable,
              CASE WHEN t.status = 'approved' THEN greatest(0, {_LATENCY}) END AS latency,
              CASE WHEN t.status = 'submitted' THEN {_PENDING_AGE} END AS pending_age
-      {_ROWS} {{conditions}}) AS worked
-GROUP BY 1
+      {_ROWS} {{conditions}} OFFSET 0) AS worked
+GROUP BY 1, 2, 3
 """
 
 _GROUPS_SQL = f"""
@@ -204,13 +195,11 @@ class TimeApprovalsReport(Report):
         hours = _hour_totals(bins)
         return TimeApprovalsSummary(
             total_entries=sum(b["entries"] for b in bins),
-            total_hours=hours["hours"],
-            billable_hours=hours["billable_hours"],
-            non_billable_hours=hours["hours"] - hours["billable_hours"],
-            entries_by_status={
-                s: n for s, n in zip(TIME_ENTRY_STATUSES, _status_counts(bins), strict=True)
-            },
-            hours_by_status={s: hours[f"h_{s}"] for s in TIME_ENTRY_STATUSES},
+            total_hours=hours["total"],
+            billable_hours=hours["billable"],
+            non_billable_hours=hours["total"] - hours["billable"],
+            entries_by_status={s: _entries(bins, s) for s in TIME_ENTRY_STATUSES},
+            hours_by_status={s: hours[s] for s in TIME_ENTRY_STATUSES},
             approved_entries=latency.count,
             average_approval_time_hours=latency.average(SECONDS_PER_HOUR),
             median_approval_time_hours=latency.median(SECONDS_PER_HOUR),
@@ -239,26 +228,30 @@ class TimeApprovalsReport(Report):
 
 
 def _hour_totals(bins: list[dict[str, Any]]) -> dict[str, Decimal]:
-    """Exact sums of the hour columns over the bins (two decimals, 0.00 when none)."""
-    columns = ("hours", "billable_hours", *(f"h_{s}" for s in TIME_ENTRY_STATUSES))
-    return {c: money(sum((b[c] or Decimal(0) for b in bins), Decimal(0))) for c in columns}
+    """Exact hours (two decimals): ``total``, ``billable`` and one per status."""
+    totals = dict.fromkeys(("total", "billable", *TIME_ENTRY_STATUSES), Decimal("0.00"))
+    for b in bins:
+        totals["total"] += b["hours"]
+        totals[b["status"]] += b["hours"]
+        if b["billable"]:
+            totals["billable"] += b["hours"]
+    return {key: money(value) for key, value in totals.items()}
 
 
-def _status_counts(bins: list[dict[str, Any]]) -> list[int]:
-    counts = category_counts(bins, [f"n_{s}" for s in TIME_ENTRY_STATUSES])
-    return [counts[f"n_{s}"] for s in TIME_ENTRY_STATUSES]
+def _entries(bins: list[dict[str, Any]], status: str) -> int:
+    return sum(int(b["entries"]) for b in bins if b["status"] == status)
 
 
 def _pending(bins: list[dict[str, Any]], hours: dict[str, Decimal]) -> dict[str, Any]:
     """Pending approvals (submitted entries): count, hours, average and oldest age in days."""
-    count = sum(b["n_submitted"] for b in bins)
+    count = _entries(bins, "submitted")
     ages = [b["pending_age"] for b in bins if b["pending_age"] is not None]
     oldest = max(
         (b["oldest_pending"] for b in bins if b["oldest_pending"] is not None), default=None
     )
     return {
         "pending_approvals": count,
-        "pending_hours": hours["h_submitted"],
+        "pending_hours": hours["submitted"],
         "average_pending_age_days": _days(sum(ages) / count) if count else None,
         "oldest_pending_age_days": _days(oldest) if oldest is not None else None,
     }
