@@ -3,7 +3,7 @@
 ``percentile_cont`` sorts every value in the window, in one process (ordered-set
 aggregates have no parallel form): at a million rows that sort alone breaks the
 250 ms SLO. The reports instead group the window once by a **bin** of width ``w``
-seconds (a hash aggregate PostgreSQL runs in parallel) keeping each bin's count, sum,
+seconds (a hash aggregate: no sort, and a few thousand groups) keeping each bin's count, sum,
 min and max, and derive the figures from those few thousand bins:
 
 - count, sum, min, max and the distribution buckets are exact by construction (bucket

@@ -166,7 +166,7 @@ def _conditions(ctx: ReportContext, filters: InvoiceSettlementTimeFilters) -> Co
 
 _ROWS = "FROM invoices i WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void')"
 
-# One parallel hash aggregate: the settlement-time histogram (histogram.py) with the
+# One hash aggregate: the settlement-time histogram (histogram.py) with the
 # overdue figures and the counts per displayed status alongside.
 _BINS_SQL = f"""
 SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")},

@@ -82,7 +82,7 @@ def _conditions(ctx: ReportContext, filters: PaymentsReceivedFilters) -> Conditi
 
 _ROWS = "FROM payments p WHERE p.organization_id = %(org)s AND p.status = 'completed'"
 
-# One parallel hash aggregate on (month, currency, method): a few hundred groups from
+# One hash aggregate on (month, currency, method): a few hundred groups from
 # which every count and sum is added up; the buckets count the headline currency only.
 _TOTALS_SQL = f"""
 SELECT to_char(month, 'YYYY-MM') AS month, currency, method, n, amount,

@@ -85,7 +85,7 @@ def _conditions(ctx: ReportContext, filters: QuoteCycleTimeFilters) -> Condition
 
 _ROWS = "FROM quotes q WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL"
 
-# One parallel hash aggregate over the window: a histogram of cycle times (see
+# One hash aggregate over the window: a histogram of cycle times (see
 # histogram.py) with the status counts alongside.
 _BINS_SQL = f"""
 SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")},

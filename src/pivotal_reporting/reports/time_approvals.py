@@ -110,7 +110,7 @@ def _conditions(ctx: ReportContext, filters: TimeApprovalsFilters) -> Conditions
 _ROWS = "FROM time_entries t WHERE t.organization_id = %(org)s"
 
 
-# One parallel hash aggregate: the approval-latency histogram (histogram.py, 0.05 h
+# One hash aggregate: the approval-latency histogram (histogram.py, 0.05 h
 # bins so tenths of hours and of days both round exactly) with the hours and the
 # pending approvals alongside; the NULL bin holds the entries without a latency.
 _BINS_SQL = f"""
