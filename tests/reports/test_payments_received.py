@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -77,7 +77,7 @@ def test_figures_match_the_oracle(client: httpx.Client, tenant: Tenant, db: Sess
     assert result["totalPayments"] == 7
     assert result["currency"] == "USD"
     assert result["totalAmount"] == sum(usd) == Decimal("103013.48")
-    assert result["averageAmount"] == (sum(usd) / len(usd)).quantize(Decimal("0.01"))
+    assert result["averageAmount"] == (sum(usd) / len(usd)).quantize(Decimal("0.01"), ROUND_HALF_UP)
     assert result["paymentsByMonth"] == _months(payments) == {"2024-02": 3, "2024-03": 4}
     assert result["paymentsByMethod"] == {
         "bank_transfer": 4,
@@ -127,3 +127,19 @@ def test_other_organizations_never_change_a_figure(
     before = ok_summary(client, tenant, PATH, **WINDOW)
     _seed(db, other_tenant)
     assert ok_summary(client, tenant, PATH, **WINDOW) == before
+
+
+def test_average_rounds_half_away_from_zero(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    customer = create_customer(db, org=tenant.org)
+    for amount in ("100.01", "100.04"):
+        create_payment(
+            db,
+            org=tenant.org,
+            customer=customer,
+            amount=Decimal(amount),
+            paid_at=datetime(2024, 3, 2, tzinfo=UTC),
+        )
+    result = ok_summary(client, tenant, PATH, **WINDOW)
+    assert result["averageAmount"] == Decimal("100.03")  # 100.025, as round(numeric, 2)

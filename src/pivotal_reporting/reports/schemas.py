@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -105,7 +105,7 @@ def currency_totals(rows: Sequence[Mapping[str, Any]]) -> dict[str, CurrencyTota
 
 def money(value: Decimal | None) -> Decimal:
     """An exact amount with two decimals; ``None`` (an empty sum) is ``0.00``."""
-    return (value or Decimal(0)).quantize(_CENT)
+    return (value or Decimal(0)).quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 def encode_json(value: Any) -> str:
