@@ -76,7 +76,7 @@ async def create_export(
     return JSONResponse(
         content.model_dump(mode="json"),
         status_code=202 if created else 200,
-        headers={"Location": f"{router.prefix}/{job.id}"},
+        headers={"Location": f"{settings.public_base_path.rstrip('/')}{router.prefix}/{job.id}"},
     )
 
 
