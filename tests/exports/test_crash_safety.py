@@ -34,7 +34,7 @@ from pivotal_reporting.app import create_app
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import sqlalchemy_url
 from pivotal_reporting.embedded import start_embedded
-from tests.conftest import TEST_JWT_SECRET, ServerThread
+from tests.conftest import TEST_JWT_SECRET, ServerThread, _free_port
 from tests.exports.conftest import bulk_payments, create_job, download, wait_for_job
 from tests.factories import Tenant, create_tenant
 
@@ -54,7 +54,7 @@ class Cluster:
     api: ServerThread
     tenant: Tenant
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
         env = os.environ | {
             "PIVOTAL_DATABASE_URL": self.url,
             "PIVOTAL_DATA_DIR": str(self.data_dir),
@@ -74,6 +74,8 @@ class Cluster:
             "--stalled-after",
             "4",
         ]
+        if metrics_port is not None:
+            args += ["--metrics-port", str(metrics_port)]
         return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def restart_database(self) -> None:
@@ -201,9 +203,16 @@ def test_sigkill_mid_export_then_another_worker_finishes_every_job(cluster: Clus
         finally:
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(timeout=10)
-        survivor = cluster.start_worker("survivor")
+        metrics_port = _free_port()
+        survivor = cluster.start_worker("survivor", metrics_port=metrics_port)
         try:
             _assert_all_completed_correctly(cluster, client, jobs)
+            exposed = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            org = cluster.tenant.org.id
+            assert (
+                f'pivotal_export_completed_total{{format="csv",organization_id="{org}",' in exposed
+            )
+            assert "pivotal_export_duration_ms_bucket" in exposed
         finally:
             _stop(survivor)
 

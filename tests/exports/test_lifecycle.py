@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.config import Settings
-from pivotal_reporting.exports.tasks import run_export
+from pivotal_reporting.exports.tasks import WORKER_LOST_MESSAGE, run_export
 from tests.exports.conftest import bulk_payments, create_job, download, request_export, wait_for_job
 from tests.factories import Tenant, create_export_job, create_payment, create_tenant
 
@@ -270,3 +270,20 @@ def test_progress_while_pending(client: httpx.Client, db: Session, tenant: Tenan
     body = client.get(f"{EXPORT}/{pending.id}", headers=tenant.headers(tenant.exporter)).json()
     assert body["progress"] == {"percentage": 0, "status": "Queued"}
     assert body["job"]["downloadUrl"] is None
+
+
+def test_a_processing_row_without_a_live_queue_job_is_failed_by_the_sweeper(
+    client: httpx.Client, db: Session, tenant: Tenant
+) -> None:
+    # e.g. a job whose queue row was deleted, or whose worker could not record its end
+    orphan = create_export_job(
+        db,
+        org=tenant.org,
+        user=tenant.exporter,
+        status="processing",
+        attempts=1,
+        updated_at=datetime.now(UTC) - timedelta(minutes=10),
+    )
+    job = wait_for_job(client, tenant, orphan.id, timeout=30)["job"]
+    assert job["status"] == "failed"
+    assert job["errorMessage"] == WORKER_LOST_MESSAGE

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 EXPORT_QUEUE = "exports"
 RUNTIME_KEY = "exports_runtime"
+SWEEP_EVERY_SECONDS = 5
+QUEUE_JOB_RETENTION_HOURS = 24 * 7  # the sweeper's own rows accrue at 17,280 a day
 WORKER_LOST_MESSAGE = (
     "The export was interrupted and could not be resumed; please request it again."
 )
@@ -114,7 +116,8 @@ async def _best_effort_fail(
         log.warning("export %s: could not record the failure", job_id, exc_info=True)
 
 
-@queue_app.periodic(cron="*/5 * * * * *", periodic_id="exports")
+# croniter reads a 6th field as seconds: every SWEEP_EVERY_SECONDS seconds.
+@queue_app.periodic(cron=f"* * * * * */{SWEEP_EVERY_SECONDS}", periodic_id="exports")
 @queue_app.task(name="exports.sweep_stalled_exports", queue=EXPORT_QUEUE, pass_context=True)
 async def sweep_stalled_exports(context: JobContext, timestamp: int) -> None:
     """Re-queue exports whose worker died; fail export rows whose queue job is gone."""
@@ -131,6 +134,14 @@ async def sweep_stalled_exports(context: JobContext, timestamp: int) -> None:
             log.warning("export queue job %s: its worker is gone; re-queueing", job.id)
             await manager.retry_job(job=job, retry_at=datetime.now(UTC))
     await _fail_orphans(runtime, grace=timedelta(seconds=runtime.stalled_after_seconds * 2))
+    if timestamp % 3600 < SWEEP_EVERY_SECONDS:  # hourly: finished queue rows of this queue
+        await manager.delete_old_jobs(
+            nb_hours=QUEUE_JOB_RETENTION_HOURS,
+            queue=EXPORT_QUEUE,
+            include_failed=True,
+            include_cancelled=True,
+            include_aborted=True,
+        )
 
 
 async def _fail_orphans(runtime: ExportRuntime, grace: timedelta) -> None:
