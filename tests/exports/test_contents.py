@@ -30,69 +30,75 @@ PAYMENT_COLUMNS = [
 ]
 
 
+# (customer, with invoice, amount, currency, method, status, paid_at)
+CASES = [
+    (
+        "acme",
+        True,
+        "1234.56",
+        "USD",
+        "bank_transfer",
+        "completed",
+        datetime(2024, 1, 5, 9, 30, tzinfo=UTC),
+    ),
+    (
+        "acme",
+        False,
+        "0.01",
+        "USD",
+        "cash",
+        "completed",
+        datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
+    ),
+    (
+        "zeta",
+        False,
+        "99999.99",
+        "EUR",
+        "credit_card",
+        "completed",
+        datetime(2024, 3, 31, 12, tzinfo=UTC),
+    ),
+    (
+        "zeta",
+        False,
+        "10.10",
+        "USD",
+        "check",
+        "pending",
+        datetime(2024, 2, 1, tzinfo=UTC),
+    ),  # not completed
+    (
+        "zeta",
+        False,
+        "20.00",
+        "USD",
+        "other",
+        "completed",
+        datetime(2024, 4, 1, tzinfo=UTC),
+    ),  # after
+    (
+        "acme",
+        False,
+        "30.00",
+        "USD",
+        "cash",
+        "completed",
+        datetime(2023, 12, 31, 23, 59, tzinfo=UTC),
+    ),  # before
+]
+
+
 def _seed_payments(db: Session, tenant: Tenant) -> list[dict[str, str]]:
     """Payments in and around Q1 2024; returns the expected export rows, computed here."""
-    acme = create_customer(db, org=tenant.org, name='Acme, "Quoted" Ltd')
-    other = create_customer(db, org=tenant.org, name="Zeta GmbH")
-    invoice = create_invoice(db, org=tenant.org, customer=acme)
-    cases = [
-        (
-            acme,
-            invoice,
-            "1234.56",
-            "USD",
-            "bank_transfer",
-            "completed",
-            datetime(2024, 1, 5, 9, 30, tzinfo=UTC),
-        ),
-        (
-            acme,
-            None,
-            "0.01",
-            "USD",
-            "cash",
-            "completed",
-            datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
-        ),
-        (
-            other,
-            None,
-            "99999.99",
-            "EUR",
-            "credit_card",
-            "completed",
-            datetime(2024, 3, 31, 12, tzinfo=UTC),
-        ),
-        (
-            other,
-            None,
-            "10.10",
-            "USD",
-            "check",
-            "pending",
-            datetime(2024, 2, 1, tzinfo=UTC),
-        ),  # not completed
-        (
-            other,
-            None,
-            "20.00",
-            "USD",
-            "other",
-            "completed",
-            datetime(2024, 4, 1, tzinfo=UTC),
-        ),  # after window
-        (
-            acme,
-            None,
-            "30.00",
-            "USD",
-            "cash",
-            "completed",
-            datetime(2023, 12, 31, 23, 59, tzinfo=UTC),
-        ),  # before
-    ]
+    customers = {
+        "acme": create_customer(db, org=tenant.org, name='Acme, "Quoted" Ltd'),
+        "zeta": create_customer(db, org=tenant.org, name="Zeta GmbH"),
+    }
+    invoice = create_invoice(db, org=tenant.org, customer=customers["acme"])
     expected = []
-    for customer, inv, amount, currency, method, status, paid_at in cases:
+    for who, invoiced, amount, currency, method, status, paid_at in CASES:
+        customer, inv = customers[who], invoice if invoiced else None
         payment = create_payment(
             db,
             org=tenant.org,
@@ -104,28 +110,28 @@ def _seed_payments(db: Session, tenant: Tenant) -> list[dict[str, str]]:
             status=status,
             paid_at=paid_at,
         )
-        if status == "completed" and datetime(2024, 1, 1, tzinfo=UTC) <= paid_at < datetime(
-            2024, 4, 1, tzinfo=UTC
-        ):
-            expected.append(
-                {
-                    "payment_id": payment.id,
-                    "reference": payment.reference or "",
-                    "invoice_id": inv.id if inv else "",
-                    "invoice_number": inv.invoice_number if inv else "",
-                    "customer_id": customer.id,
-                    "customer_name": customer.name,
-                    "method": method,
-                    "status": "completed",
-                    "currency": currency,
-                    "amount": amount,
-                    "paid_at": paid_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                    "paid_month": paid_at.strftime("%Y-%m"),
-                }
-            )
+        if status != "completed" or not Q1_START <= paid_at < Q1_END:
+            continue
+        expected.append(
+            {
+                "payment_id": payment.id,
+                "reference": payment.reference or "",
+                "invoice_id": inv.id if inv else "",
+                "invoice_number": inv.invoice_number if inv else "",
+                "customer_id": customer.id,
+                "customer_name": customer.name,
+                "method": method,
+                "status": "completed",
+                "currency": currency,
+                "amount": amount,
+                "paid_at": paid_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "paid_month": paid_at.strftime("%Y-%m"),
+            }
+        )
     return sorted(expected, key=lambda row: (row["paid_at"], row["payment_id"]))
 
 
+Q1_START, Q1_END = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)
 Q1_2024 = {"fromDate": "2024-01-01T00:00:00Z", "toDate": "2024-04-01T00:00:00Z"}
 
 

@@ -9,6 +9,8 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pivotal_reporting import metrics
 from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.config import Settings
@@ -157,15 +159,7 @@ async def _publish(
             if completed is None:  # cancelled (or superseded) at the last moment
                 storage.abort(partial)
                 return None
-            await record_event(
-                session,
-                organization_id=job.organization_id,
-                user_id=job.user_id,
-                action="export_job_completed",
-                resource="export_jobs",
-                resource_id=job.id,
-                details={"rows": rows, "bytes": partial.size, "sha256": partial.sha256},
-            )
+            await _audit_completion(session, job, partial, rows)
             stored = storage.commit(partial)  # the row commits only after the rename
         return stored
     except BaseException:
@@ -174,3 +168,17 @@ async def _publish(
         else:  # renamed, but the row did not commit: the next attempt writes its own file
             storage.delete(stored.key)
         raise
+
+
+async def _audit_completion(
+    session: AsyncSession, job: ExportJob, partial: PartialFile, rows: int
+) -> None:
+    await record_event(
+        session,
+        organization_id=job.organization_id,
+        user_id=job.user_id,
+        action="export_job_completed",
+        resource="export_jobs",
+        resource_id=job.id,
+        details={"rows": rows, "bytes": partial.size, "sha256": partial.sha256},
+    )
