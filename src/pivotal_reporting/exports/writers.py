@@ -1,13 +1,15 @@
 """Stream a report's rows from ``COPY (query) TO STDOUT`` into a storage file.
 
-Constant memory: rows arrive one at a time from libpq and are written in batches of at
-most ``BATCH_ROWS``. The row count and the rows come from one REPEATABLE READ, read-only
-transaction scoped to the organization, so the file matches ``total_rows`` exactly.
+Constant memory: rows arrive one at a time from libpq and are written in batches of
+``BATCH_ROWS``. The rows and their count come from one snapshot (the count runs on a
+second connection that imports the exporter's REPEATABLE READ snapshot), scoped to the
+organization, so the file matches ``total_rows`` exactly.
 
-Spreadsheet formula injection is neutralised in SQL for CSV: a text cell that starts with
-``=``, ``+``, ``-``, ``@``, tab, CR or LF gets a leading ``'``. Numbers and dates are not
-text, so a negative amount stays a number. JSON keeps values verbatim (no spreadsheet
-interprets it, and programs reading it must get the exact data).
+Spreadsheet formula injection: report queries neutralise their text columns, and the CSV
+writer wraps every text column once more (defence in depth, whatever a report forgets):
+a text cell that starts with ``=``, ``+``, ``-``, ``@``, tab, CR or LF gets a leading
+``'``. Numbers and dates are not text, so a negative amount stays a number. The JSON
+writer adds nothing of its own: no spreadsheet interprets JSON.
 """
 
 from __future__ import annotations
