@@ -5,7 +5,8 @@
 """
 
 from pivotal_reporting.demo.catalog import DEMO_ORG_ID, DEMO_USER_ID
-from pivotal_reporting.demo.loader import DemoSummary, OrgCounts, ensure_demo_data, load_demo_data
+from pivotal_reporting.demo.loader import ensure_demo_data, load_demo_data
+from pivotal_reporting.demo.summary import DemoSummary, OrgCounts
 
 __all__ = [
     "DEMO_ORG_ID",

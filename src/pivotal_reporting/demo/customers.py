@@ -36,7 +36,7 @@ SELECT 'prj_' || %(slug)s || '_' || lpad(c::text, 6, '0') || '_' || j,
        'cus_' || %(slug)s || '_' || lpad(c::text, 6, '0'),
        (%(project_words)s::text[])[1 + mod(c * 5 + j * 7, cardinality(%(project_words)s::text[]))]
            || ' ' || (2024 + mod(c + j, 3)),
-       CASE WHEN (hashtextextended(%(slug)s || ':project:' || c || ':' || j, %(seed)s) & 3) = 0
+       CASE WHEN (hashint8extended(c * 8 + j, %(seed_projects)s) & 3) = 0
             THEN 'closed' ELSE 'active' END,
        %(setup_at)s::timestamptz + mod(c, 90) * interval '1 day',
        %(setup_at)s::timestamptz + mod(c, 90) * interval '1 day'

@@ -1,10 +1,19 @@
-"""Load the demo data: one transaction, as the table owner, set-based INSERTs only."""
+"""Load the demo data: set-based INSERTs as the table owner, replacing earlier demo orgs.
+
+A small load (and any load by a role that is not a superuser) runs in one transaction
+with every constraint checked row by row. A large load by a superuser splits the first
+organization's rows into two halves inserted concurrently on two connections (PostgreSQL
+runs an INSERT on one core, and index maintenance dominates), with the per-row
+foreign-key triggers off and every key verified set-based before each commit
+(integrity.py). Either way the rows are identical: each is a function of (seed, org, row
+number) only.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -24,7 +33,10 @@ from pivotal_reporting.demo.catalog import (
     all_demo_org_ids,
     demo_orgs,
 )
+from pivotal_reporting.demo.integrity import skip_row_checks, verify_foreign_keys
 from pivotal_reporting.demo.people import SETUP_AT, insert_organization, insert_people
+from pivotal_reporting.demo.random_sql import STREAMS, stream_seed
+from pivotal_reporting.demo.summary import DemoSummary, count_rows
 
 log = logging.getLogger(__name__)
 
@@ -32,48 +44,22 @@ log = logging.getLogger(__name__)
 DEFAULT_ORGS = 3
 DEFAULT_SCALE = 5000
 DEFAULT_SEED = 42
+# From this many rows per table in the first organization, load it in two halves.
+PARALLEL_MIN_ROWS = 100_000
 
-COUNTED_TABLES = (
-    "users",
-    "roles",
-    "customers",
-    "projects",
-    "quotes",
-    "invoices",
-    "payments",
-    "time_entries",
-)
 BUSINESS_TABLES = ("customers", "projects", "quotes", "invoices", "payments", "time_entries")
-# Serialises concurrent loads (two `serve --demo` starting at once).
-_LOCK_KEY = "pivotal_reporting.demo"
-
-
-@dataclass(frozen=True)
-class OrgCounts:
-    organization_id: str
-    name: str
-    counts: tuple[tuple[str, int], ...]  # (table, rows) in COUNTED_TABLES order
-
-    def count(self, table: str) -> int:
-        return dict(self.counts)[table]
-
-
-@dataclass(frozen=True)
-class DemoSummary:
-    """What a load produced: rows per table for each demo organization."""
-
-    seed: int
-    scale: int
-    organizations: tuple[OrgCounts, ...]
-
-    def __str__(self) -> str:
-        width = max(len(org.organization_id) for org in self.organizations)
-        header = f"{'organization':<{width}}" + "".join(f" {t:>12}" for t in COUNTED_TABLES)
-        lines = [f"demo data (seed {self.seed}, scale {self.scale}):", header]
-        for org in self.organizations:
-            cells = "".join(f" {n:>12,}" for _, n in org.counts)
-            lines.append(f"{org.organization_id:<{width}}{cells}")
-        return "\n".join(lines)
+LOADED_TABLES = ("users", "roles", "role_permissions", "user_roles", *BUSINESS_TABLES)
+# In dependency order: invoice g bills quote g, payment g settles invoice g.
+ROW_STATEMENTS = (
+    ("quotes", sales.INSERT_QUOTES),
+    ("invoices", sales.INSERT_INVOICES),
+    ("payments", payments.INSERT_PAYMENTS),
+    ("time_entries", timesheets.INSERT_TIME_ENTRIES),
+)
+# Serialises loads (two `serve --demo` starting at once, or a load during a load).
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pivotal_reporting.demo'))"
+_SESSION_LOCK = "SELECT pg_advisory_lock(hashtext('pivotal_reporting.demo'))"
+_SESSION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('pivotal_reporting.demo'))"
 
 
 def load_demo_data(url: str, *, orgs: int, scale: int, seed: int) -> DemoSummary:
@@ -83,68 +69,141 @@ def load_demo_data(url: str, *, orgs: int, scale: int, seed: int) -> DemoSummary
     the others a tenth of that (at least 100). The same arguments give identical rows.
     """
     plan = demo_orgs(orgs, scale)
+    with psycopg.connect(url, autocommit=True) as control:
+        control.execute(_SESSION_LOCK)
+        try:
+            if plan[0].rows >= PARALLEL_MIN_ROWS and _is_superuser(control):
+                _load_in_halves(url, plan, seed)
+            else:
+                with psycopg.connect(url) as conn:
+                    _enter_maintenance(conn)
+                    _delete_demo_orgs(conn)
+                    _load(conn, plan, seed)
+        finally:
+            control.execute(_SESSION_UNLOCK)
+    _analyze(url)
     with psycopg.connect(url) as conn:
         _enter_maintenance(conn)
-        _load(conn, plan, seed)
-        conn.commit()
-    _analyze(url)
-    return summarize(url, plan, seed=seed, scale=scale)
+        return count_rows(conn, [org.org_id for org in plan], seed=seed, scale=scale)
 
 
 def ensure_demo_data(url: str) -> None:
-    """Load the default demo data unless the demo organization already exists."""
-    plan = demo_orgs(DEFAULT_ORGS, DEFAULT_SCALE)
+    """Load the default demo data (in a few seconds) unless the demo organization exists."""
     with psycopg.connect(url) as conn:
         _enter_maintenance(conn)
-        if conn.execute("SELECT 1 FROM organizations WHERE id = %s", (DEMO_ORG_ID,)).fetchone():
+        conn.execute(_LOCK)
+        if conn.execute("SELECT FROM organizations WHERE id = %s", (DEMO_ORG_ID,)).fetchone():
             log.info("demo data already loaded (%s exists)", DEMO_ORG_ID)
             return
-        _load(conn, plan, DEFAULT_SEED)
-        conn.commit()
+        _delete_demo_orgs(conn)
+        _load(conn, demo_orgs(DEFAULT_ORGS, DEFAULT_SCALE), DEFAULT_SEED)
     _analyze(url)
 
 
 def _enter_maintenance(conn: psycopg.Connection[Any]) -> None:
-    # The owner's `maintenance` policy (see rls.py) opens every tenant's rows to this
-    # transaction only; the advisory lock makes concurrent loaders wait their turn.
-    conn.execute("SELECT set_config('app.maintenance', 'on', true)")
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LOCK_KEY,))
+    # The owner's `maintenance` policy (rls.py) opens every tenant's rows to this
+    # transaction only. The tables' statistics predate the load, so the planner would
+    # take a growing table for an empty one and join it by nested loops: hash joins,
+    # with the memory to hold a million keys, instead.
+    conn.execute(
+        "SELECT set_config('app.maintenance', 'on', true),"
+        " set_config('enable_nestloop', 'off', true), set_config('work_mem', '256MB', true)"
+    )
+
+
+def _is_superuser(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT current_setting('is_superuser') = 'on'").fetchone()
+    return bool(row and row[0])
+
+
+def _delete_demo_orgs(conn: psycopg.Connection[Any]) -> None:
+    # Every tenant table's foreign key cascades from organizations.
+    conn.execute("DELETE FROM organizations WHERE id = ANY(%s)", (all_demo_org_ids(),))
 
 
 def _load(conn: psycopg.Connection[Any], plan: list[DemoOrg], seed: int) -> None:
-    # Foreign keys from every tenant table cascade from organizations.
-    conn.execute("DELETE FROM organizations WHERE id = ANY(%s)", (all_demo_org_ids(),))
+    """Every organization of ``plan``, whole, in the caller's transaction."""
     for org in plan:
         started = time.perf_counter()
-        insert_organization(conn, org)
-        insert_people(conn, org)
-        params = _params(org, seed)
-        for table, statement in (
-            ("customers", customers.INSERT_CUSTOMERS),
-            ("projects", customers.INSERT_PROJECTS),
-            ("quotes", sales.INSERT_QUOTES),
-            ("invoices", sales.INSERT_INVOICES),
-            ("payments", payments.INSERT_PAYMENTS),
-            ("time_entries", timesheets.INSERT_TIME_ENTRIES),
-        ):
-            step = time.perf_counter()
-            rows = conn.execute(statement, params).rowcount
-            log.info(
-                "%s: %s %d rows in %.1f s", org.org_id, table, rows, time.perf_counter() - step
-            )
-            if table in ("quotes", "invoices"):
-                # Fresh statistics for the next INSERT's join on this table.
-                conn.execute(f"ANALYZE {table}")
+        _insert_parties(conn, org, seed)
+        _insert_rows(conn, org, seed, 1, org.rows)
         log.info("%s loaded in %.1f s", org.org_id, time.perf_counter() - started)
 
 
-def _params(org: DemoOrg, seed: int) -> dict[str, Any]:
+def _load_in_halves(url: str, plan: list[DemoOrg], seed: int) -> None:
+    """Two connections, each one half of the first organization's rows (superuser only).
+
+    The second half commits right after the first, so a failure in between is cleaned
+    up by deleting the demo organizations again.
+    """
+    first = plan[0]
+    middle = first.rows // 2
+    with psycopg.connect(url) as main, psycopg.connect(url) as helper:
+        _enter_maintenance(main)
+        _delete_demo_orgs(main)
+        main.commit()  # or the helper's unique checks would wait on the deleted rows
+        for conn in (main, helper):
+            _enter_maintenance(conn)
+            skip_row_checks(conn)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            second_half = pool.submit(_insert_rows, helper, first, seed, middle + 1, first.rows)
+            try:
+                for org in plan:
+                    _insert_parties(main, org, seed)
+                _insert_rows(main, first, seed, 1, middle)
+                for org in plan[1:]:
+                    _insert_rows(main, org, seed, 1, org.rows)
+                _verify(main, plan)
+            finally:
+                second_half.result()
+        try:
+            main.commit()
+            _verify(helper, plan)  # now that the parties it references are committed
+            helper.commit()
+        except BaseException:
+            helper.rollback()
+            with psycopg.connect(url) as cleanup:
+                _enter_maintenance(cleanup)
+                _delete_demo_orgs(cleanup)
+            raise
+
+
+def _verify(conn: psycopg.Connection[Any], plan: list[DemoOrg]) -> None:
+    started = time.perf_counter()
+    verify_foreign_keys(conn, LOADED_TABLES, [org.org_id for org in plan])
+    log.info("foreign keys verified in %.1f s", time.perf_counter() - started)
+
+
+def _insert_parties(conn: psycopg.Connection[Any], org: DemoOrg, seed: int) -> None:
+    """The organization, its people and roles, customers and projects."""
+    insert_organization(conn, org)
+    insert_people(conn, org)
+    params = _params(org, seed, 1, org.rows)
+    conn.execute(customers.INSERT_CUSTOMERS, params)
+    conn.execute(customers.INSERT_PROJECTS, params)
+
+
+def _insert_rows(
+    conn: psycopg.Connection[Any], org: DemoOrg, seed: int, first_row: int, last_row: int
+) -> None:
+    """Rows ``first_row..last_row`` of each of the organization's four activity tables."""
+    params = _params(org, seed, first_row, last_row)
+    for table, statement in ROW_STATEMENTS:
+        started = time.perf_counter()
+        rows = conn.execute(statement, params).rowcount
+        elapsed = time.perf_counter() - started
+        log.info("%s: %d %s (from row %d) in %.1f s", org.org_id, rows, table, first_row, elapsed)
+
+
+def _params(org: DemoOrg, seed: int, first_row: int, last_row: int) -> dict[str, Any]:
     profile = org.profile
-    return {
+    seeds = {f"seed_{stream}": stream_seed(seed, org.slug, stream) for stream in STREAMS}
+    return seeds | {
         "org": org.org_id,
         "slug": org.slug,
-        "seed": seed,
         "n": org.rows,
+        "g_from": first_row,
+        "g_to": last_row,
         "customers": org.customers,
         "staff": org.staff,
         "managers": org.managers,
@@ -170,25 +229,7 @@ def _params(org: DemoOrg, seed: int) -> dict[str, Any]:
 
 
 def _analyze(url: str) -> None:
+    """Fresh planner statistics for the reports that run next."""
     with psycopg.connect(url, autocommit=True) as conn:
         for table in BUSINESS_TABLES:
             conn.execute(f"ANALYZE {table}")
-
-
-def summarize(url: str, plan: list[DemoOrg], *, seed: int, scale: int) -> DemoSummary:
-    """Count the rows each demo organization has now."""
-    selects = ", ".join(
-        f"(SELECT count(*) FROM {t} WHERE organization_id = o.id) AS {t}" for t in COUNTED_TABLES
-    )
-    with psycopg.connect(url) as conn:
-        _enter_maintenance(conn)
-        result = []
-        for org in plan:
-            row = conn.execute(
-                f"SELECT o.name, {selects} FROM organizations o WHERE o.id = %s", (org.org_id,)
-            ).fetchone()
-            if row is None:
-                raise RuntimeError(f"demo organization {org.org_id} is missing after loading")
-            counts = tuple(zip(COUNTED_TABLES, (int(n) for n in row[1:]), strict=True))
-            result.append(OrgCounts(org.org_id, str(row[0]), counts))
-    return DemoSummary(seed=seed, scale=scale, organizations=tuple(result))

@@ -75,11 +75,11 @@ FROM (
                {weighted_choice(METHOD_WEIGHTS, u(5), cover="g")} AS method0,
                {weighted_choice(UNALLOCATED_STATUS_WEIGHTS, u(6))} AS status0
         FROM (
-            SELECT g, {row_hashes("g", 3)},
+            SELECT g, {row_hashes("payments", 3)},
                    i.id AS invoice_id, i.customer_id AS i_customer, i.amount_paid AS i_paid,
                    i.currency AS i_currency, i.status AS i_status, i.paid_at AS i_paid_at,
                    i.issue_date AS i_issue
-            FROM generate_series(1, %(n)s) AS g
+            FROM generate_series(%(g_from)s::int, %(g_to)s::int) AS g
             LEFT JOIN invoices AS i
                 ON i.organization_id = %(org)s AND i.id = {row_id("inv")} AND i.amount_paid > 0
             OFFSET 0

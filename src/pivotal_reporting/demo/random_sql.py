@@ -1,25 +1,31 @@
 """SQL fragments for deterministic pseudo-randomness.
 
 ``random()`` depends on the plan (parallel workers draw their own streams), so each row
-instead hashes its own key: ``hashtextextended(key, seed)`` gives 64 bits, i.e. four
-independent 16-bit uniforms. Queries compute the hashes once per row in an ``OFFSET 0``
-subquery (a fence that keeps the planner from re-evaluating them per reference) and read
-uniforms ``u0``... from them with :func:`uniform`.
+instead hashes its own number: ``hashint8extended(g * 8 + i, stream_seed)`` gives 64
+bits, i.e. four independent 16-bit uniforms. Each (seed, organization, table) has its own
+stream seed (:func:`stream_seed`, passed as ``%(seed_<stream>)s``). Queries compute the
+hashes once per row in an ``OFFSET 0`` subquery (a fence that keeps the planner from
+re-evaluating them per reference) and read uniforms from them with :func:`uniform`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
+STREAMS = ("customers", "projects", "quotes", "invoices", "payments", "time_entries")
 
-def row_hashes(key: str, count: int) -> str:
-    """``count`` hash columns ``h1``... for a row keyed by the SQL text expression ``key``.
 
-    The org slug is part of the key, so organizations differ; ``%(seed)s`` is the seed.
-    """
+def stream_seed(seed: int, slug: str, stream: str) -> int:
+    """A signed 64-bit seed for one stream of one organization, stable across runs."""
+    digest = hashlib.blake2b(f"{seed}:{slug}:{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def row_hashes(stream: str, count: int) -> str:
+    """``count`` hash columns ``h1``... for row ``g`` of ``stream`` (e.g. ``"quotes"``)."""
     return ", ".join(
-        f"hashtextextended(%(slug)s || ':{i}:' || {key}, %(seed)s) AS h{i}"
-        for i in range(1, count + 1)
+        f"hashint8extended(g * 8 + {i}, %(seed_{stream})s) AS h{i}" for i in range(1, count + 1)
     )
 
 
@@ -98,7 +104,7 @@ def customer_pick(u: str) -> str:
 
 def project_count(customer: str) -> str:
     """How many projects (1-4) customer number ``customer`` has."""
-    return f"(1 + (hashtextextended(%(slug)s || ':customer:' || ({customer}), %(seed)s) & 3))::int"
+    return f"(1 + (hashint8extended(({customer})::bigint, %(seed_customers)s) & 3))::int"
 
 
 def customer_id(customer: str) -> str:

@@ -87,8 +87,8 @@ FROM (
                        {CURRENCY.format(u=u(5))} AS currency,
                        {log_uniform(f"({u(6)} + {u(10)}) / 2", 500, 250000)} AS amount
                 FROM (
-                    SELECT g, {row_hashes("g", 3)}
-                    FROM generate_series(1, %(n)s) AS g OFFSET 0
+                    SELECT g, {row_hashes("quotes", 3)}
+                    FROM generate_series(%(g_from)s::int, %(g_to)s::int) AS g OFFSET 0
                 ) AS hashed OFFSET 0
             ) AS drawn OFFSET 0
         ) AS timed OFFSET 0
@@ -149,11 +149,11 @@ FROM (
                        (ARRAY[15, 30, 30, 30, 30, 45, 60])[1 + floor(7 * {u(12)})::int] AS terms,
                        {weighted_choice(INVOICE_STATUS_WEIGHTS, u(13), cover="g")} AS status1
                 FROM (
-                    SELECT g, {row_hashes("g", 4)},
+                    SELECT g, {row_hashes("invoices", 4)},
                            q.id AS quote_id, q.customer_id AS q_customer,
                            q.project_id AS q_project, q.currency AS q_currency,
                            q.total_amount AS q_amount, q.decided_at AS q_decided
-                    FROM generate_series(1, %(n)s) AS g
+                    FROM generate_series(%(g_from)s::int, %(g_to)s::int) AS g
                     LEFT JOIN quotes AS q
                         ON q.organization_id = %(org)s AND q.id = {row_id("quo")}
                         AND q.status = 'accepted'

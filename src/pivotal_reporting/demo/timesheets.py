@@ -79,8 +79,8 @@ FROM (
                     SELECT *, 1 + floor({u(1)} * %(staff)s)::int AS author,
                            1 + floor({u(11)} * %(managers)s)::int AS approver0
                     FROM (
-                        SELECT g, {row_hashes("g", 4)}
-                        FROM generate_series(1, %(n)s) AS g OFFSET 0
+                        SELECT g, {row_hashes("time_entries", 4)}
+                        FROM generate_series(%(g_from)s::int, %(g_to)s::int) AS g OFFSET 0
                     ) AS hashed
                 ) AS people OFFSET 0
             ) AS drawn OFFSET 0
