@@ -92,7 +92,7 @@ def ensure_demo_data(url: str) -> None:
     with psycopg.connect(url) as conn:
         _enter_maintenance(conn)
         conn.execute(_LOCK)
-        if conn.execute("SELECT FROM organizations WHERE id = %s", (DEMO_ORG_ID,)).fetchone():
+        if conn.execute("SELECT 1 FROM organizations WHERE id = %s", (DEMO_ORG_ID,)).fetchone():
             log.info("demo data already loaded (%s exists)", DEMO_ORG_ID)
             return
         _delete_demo_orgs(conn)

@@ -78,7 +78,7 @@ FROM (
             SELECT *,
                    created_at + interval '1 day' * CASE WHEN status0 = 'expired'
                        THEN 30 + 15 * {u(4)}
-                       ELSE 0.02 + 44.98 * power({u(4)}, 2.2) END AS decision
+                       ELSE 0.02 + 44.98 * power({u(4)}, 3.5) END AS decision
             FROM (
                 SELECT g, h1, h2, h3, {customer_pick(u(0))} AS c,
                        {weighted_choice(QUOTE_STATUS_WEIGHTS, u(1), cover="g")} AS status0,
@@ -100,9 +100,9 @@ CUSTOMER = customer_pick(u(0))
 
 # Invoices: invoice g bills quote g when that quote was accepted (its customer, project,
 # currency and amount, issued 1-20 days after the decision); otherwise it is a
-# time-and-materials invoice of its own. Open invoices older than two months were mostly
-# paid since; a payment that would land after the anchor leaves the invoice open; an
-# issue date after the anchor makes it a draft (scheduled).
+# time-and-materials invoice of its own. Open invoices older than two months (drafts:
+# one month) were mostly paid since; a payment that would land after the anchor leaves
+# the invoice open; an issue date after the anchor makes it a draft (scheduled).
 INSERT_INVOICES = f"""
 INSERT INTO invoices (id, organization_id, invoice_number, customer_id, project_id, quote_id,
                       status, currency, total_amount, amount_paid, balance_due, issue_date,
@@ -133,7 +133,11 @@ FROM (
                        AS payment,
                    CASE WHEN g > 6 AND status1 IN ('issued', 'part_paid')
                              AND issue_date < {ANCHOR_DATE} - 60 AND {u(7)} < 0.85
-                        THEN 'paid' ELSE status1 END AS status0
+                        THEN 'paid'
+                        WHEN g > 6 AND status1 = 'draft'
+                             AND issue_date < {ANCHOR_DATE} - 30 AND {u(7)} < 0.9
+                        THEN 'paid'
+                        ELSE status1 END AS status0
             FROM (
                 SELECT g, h1, h2, h3, quote_id,
                        coalesce(q_customer, {customer_id(CUSTOMER)}) AS customer_id,
