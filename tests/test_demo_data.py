@@ -23,6 +23,7 @@ from pivotal_reporting.demo import (
     loader,
 )
 from pivotal_reporting.demo.catalog import all_demo_org_ids, demo_orgs
+from pivotal_reporting.models import Organization, User
 from pivotal_reporting.models.business import (
     INVOICE_STATUSES,
     PAYMENT_METHODS,
@@ -30,7 +31,7 @@ from pivotal_reporting.models.business import (
     QUOTE_STATUSES,
     TIME_ENTRY_STATUSES,
 )
-from tests.factories import create_organization
+from tests.factories import create_audit_log, create_export_job, create_organization
 
 ORGS, SCALE, SEED = 2, 200, 7
 SECOND_ORG_ID = "org_nordlicht"
@@ -113,14 +114,24 @@ def test_two_connection_load_gives_the_same_rows(
     database_url: str,
     conn: psycopg.Connection[Any],
     monkeypatch: pytest.MonkeyPatch,
+    db: Session,
 ) -> None:
     superuser = conn.execute("SELECT current_setting('is_superuser') = 'on'").fetchone()
     if not (superuser and superuser[0]):
         pytest.skip("the two-connection load needs a superuser")
     before = checksums(conn)
+    # Rows the loader did not write go too (it deletes table by table on this path).
+    org, user = db.get(Organization, DEMO_ORG_ID), db.get(User, DEMO_USER_ID)
+    assert org is not None
+    assert user is not None
+    create_export_job(db, org=org, user=user)
+    create_audit_log(db, org=org)
     monkeypatch.setattr(loader, "PARALLEL_MIN_ROWS", 1)
     load_demo_data(database_url, orgs=ORGS, scale=SCALE, seed=SEED)
     assert checksums(conn) == before
+    for table in ("export_jobs", "audit_logs"):
+        sql = f"SELECT 1 FROM {table} WHERE organization_id = %(org)s"
+        assert values(conn, sql) == set()
 
 
 def test_another_seed_gives_other_rows_and_fewer_orgs_remove_the_rest(
@@ -221,6 +232,8 @@ def test_rows_are_consistent(demo: DemoSummary, conn: psycopg.Connection[Any]) -
         == 0
     )
     assert scalar(f"SELECT min(hours) >= 0.25 AND max(hours) <= 10 FROM time_entries {where}")
+    assert scalar(f"SELECT count(*) FROM time_entries {where} AND description IS NULL") == 0
+    assert scalar(f"SELECT count(*) FROM payments {where} AND reference IS NULL") == 0
     # An invoice billing a quote bills an accepted one, for its customer and amount.
     assert (
         scalar(

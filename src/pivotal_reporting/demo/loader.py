@@ -33,7 +33,11 @@ from pivotal_reporting.demo.catalog import (
     all_demo_org_ids,
     demo_orgs,
 )
-from pivotal_reporting.demo.integrity import skip_row_checks, verify_foreign_keys
+from pivotal_reporting.demo.integrity import (
+    delete_organizations_in_bulk,
+    skip_row_checks,
+    verify_foreign_keys,
+)
 from pivotal_reporting.demo.people import SETUP_AT, insert_organization, insert_people
 from pivotal_reporting.demo.random_sql import STREAMS, stream_seed
 from pivotal_reporting.demo.summary import DemoSummary, count_rows
@@ -140,7 +144,8 @@ def _load_in_halves(url: str, plan: list[DemoOrg], seed: int) -> None:
     middle = first.rows // 2
     with psycopg.connect(url) as main, psycopg.connect(url) as helper:
         _enter_maintenance(main)
-        _delete_demo_orgs(main)
+        skip_row_checks(main)
+        delete_organizations_in_bulk(main, all_demo_org_ids())
         main.commit()  # or the helper's unique checks would wait on the deleted rows
         for conn in (main, helper):
             _enter_maintenance(conn)

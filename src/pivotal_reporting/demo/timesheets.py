@@ -55,37 +55,39 @@ FROM (
                     ELSE status0 END AS status
         FROM (
             SELECT *,
-                   submission + interval '1 hour' * (0.5 + 335.5 * power({u(12)}, 2.5)) AS decision
+                   submission + interval '1 hour' * (0.5 + 335.5 * power({u(12)}, 2.5))
+                       AS decision
             FROM (
-            SELECT *,
-                   {local_time(f"work_date + floor(7 * power({u(6)}, 3))::int", 16, 4, u(7))}
-                       AS submission,
-                   {local_time("work_date", 8, 8, u(8))} AS created_at,
-                   CASE WHEN g > 4 AND status1 IN ('draft', 'submitted')
-                             AND work_date < {ANCHOR_DATE} - 21 AND {u(9)} < 0.9
-                        THEN 'approved' ELSE status1 END AS status0
-            FROM (
-                SELECT g, h1, h2, h3, h4, author,
-                       CASE WHEN approver0 = author THEN 1 + mod(approver0, %(managers)s)
-                            ELSE approver0 END AS approver,
-                       {project_id(CUSTOMER, f"1 + floor({u(2)} * {project_count(CUSTOMER)})")}
-                           AS project_id,
-                       {working_day(timeline_position(u(3)))} AS work_date,
-                       (0.25 * (1 + floor(40 * power({u(4)}, 1.3))))::numeric(6, 2) AS hours,
-                       {u(5)} < 0.78 AS billable,
-                       {pick_word("activity_words", "h3 & 1023")} AS description,
-                       {weighted_choice(TIME_ENTRY_STATUS_WEIGHTS, u(10), cover="g")} AS status1
+                SELECT *,
+                       {local_time(f"work_date + floor(7 * power({u(6)}, 3))::int", 16, 4, u(7))}
+                           AS submission,
+                       {local_time("work_date", 8, 8, u(8))} AS created_at,
+                       CASE WHEN g > 4 AND status1 IN ('draft', 'submitted')
+                                 AND work_date < {ANCHOR_DATE} - 21 AND {u(9)} < 0.9
+                            THEN 'approved' ELSE status1 END AS status0
                 FROM (
-                    SELECT *, 1 + floor({u(1)} * %(staff)s)::int AS author,
-                           1 + floor({u(11)} * %(managers)s)::int AS approver0
+                    SELECT g, h1, h2, h3, h4, author,
+                           CASE WHEN approver0 = author THEN 1 + mod(approver0, %(managers)s)
+                                ELSE approver0 END AS approver,
+                           {project_id(CUSTOMER, f"1 + floor({u(2)} * {project_count(CUSTOMER)})")}
+                               AS project_id,
+                           {working_day(timeline_position(u(3)))} AS work_date,
+                           (0.25 * (1 + floor(40 * power({u(4)}, 1.3))))::numeric(6, 2) AS hours,
+                           {u(5)} < 0.78 AS billable,
+                           {pick_word("activity_words", "(h4 >> 48) & 65535")} AS description,
+                           {weighted_choice(TIME_ENTRY_STATUS_WEIGHTS, u(10), cover="g")}
+                               AS status1
                     FROM (
-                        SELECT g, {row_hashes("time_entries", 4)}
-                        FROM generate_series(%(g_from)s::int, %(g_to)s::int) AS g OFFSET 0
-                    ) AS hashed
-                ) AS people OFFSET 0
-            ) AS drawn OFFSET 0
-        ) AS timed OFFSET 0
-            ) AS decided OFFSET 0
+                        SELECT *, 1 + floor({u(1)} * %(staff)s)::int AS author,
+                               1 + floor({u(11)} * %(managers)s)::int AS approver0
+                        FROM (
+                            SELECT g, {row_hashes("time_entries", 4)}
+                            FROM generate_series(%(g_from)s::int, %(g_to)s::int) AS g OFFSET 0
+                        ) AS hashed
+                    ) AS people OFFSET 0
+                ) AS drawn OFFSET 0
+            ) AS timed OFFSET 0
+        ) AS decided OFFSET 0
     ) AS settled
 ) AS entries
 """
