@@ -53,6 +53,7 @@ PARALLEL_MIN_ROWS = 100_000
 
 BUSINESS_TABLES = ("customers", "projects", "quotes", "invoices", "payments", "time_entries")
 LOADED_TABLES = ("users", "roles", "role_permissions", "user_roles", *BUSINESS_TABLES)
+ROW_TABLES = ("quotes", "invoices", "payments", "time_entries")
 # In dependency order: invoice g bills quote g, payment g settles invoice g.
 ROW_STATEMENTS = (
     ("quotes", sales.INSERT_QUOTES),
@@ -137,40 +138,70 @@ def _load(conn: psycopg.Connection[Any], plan: list[DemoOrg], seed: int) -> None
 def _load_in_halves(url: str, plan: list[DemoOrg], seed: int) -> None:
     """Two connections, each one half of the first organization's rows (superuser only).
 
-    The second half commits right after the first, so a failure in between is cleaned
-    up by deleting the demo organizations again.
+    Three commits: the organizations with their people, customers and projects, then
+    each half of the activity rows. A failure after the first is cleaned up by deleting
+    the demo organizations again.
     """
     first = plan[0]
     middle = first.rows // 2
     with psycopg.connect(url) as main, psycopg.connect(url) as helper:
-        _enter_maintenance(main)
-        skip_row_checks(main)
-        delete_organizations_in_bulk(main, all_demo_org_ids())
-        main.commit()  # or the helper's unique checks would wait on the deleted rows
-        for conn in (main, helper):
-            _enter_maintenance(conn)
-            skip_row_checks(conn)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            second_half = pool.submit(_insert_rows, helper, first, seed, middle + 1, first.rows)
-            try:
-                for org in plan:
-                    _insert_parties(main, org, seed)
-                _insert_rows(main, first, seed, 1, middle)
-                for org in plan[1:]:
-                    _insert_rows(main, org, seed, 1, org.rows)
-                _verify(main, plan)
-            finally:
-                second_half.result()
         try:
+            _enter_maintenance(main)
+            skip_row_checks(main)
+            delete_organizations_in_bulk(main, all_demo_org_ids())
+            main.commit()  # or the helper's unique checks would wait on the deleted rows
+            _vacuum(main, ROW_TABLES)
+            _enter_maintenance(main)
+            skip_row_checks(main)
+            for org in plan:
+                _insert_parties(main, org, seed)
+            _verify(main, plan)
+            main.commit()  # both halves reference these rows, and verify that they do
+            for conn in (main, helper):
+                _enter_maintenance(conn)
+                skip_row_checks(conn)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                second_half = pool.submit(_insert_half, helper, plan[:1], seed, middle + 1)
+                try:
+                    _insert_half(main, plan, seed, 1, middle)
+                finally:
+                    second_half.result()
             main.commit()
-            _verify(helper, plan)  # now that the parties it references are committed
             helper.commit()
         except BaseException:
+            main.rollback()
             helper.rollback()
             with psycopg.connect(url) as cleanup:
                 _enter_maintenance(cleanup)
                 _delete_demo_orgs(cleanup)
             raise
+
+
+def _insert_half(
+    conn: psycopg.Connection[Any],
+    plan: list[DemoOrg],
+    seed: int,
+    first_row: int,
+    last_row: int | None = None,
+) -> None:
+    """The first org's rows from ``first_row`` (to ``last_row``), then the other orgs'."""
+    first, *others = plan
+    _insert_rows(conn, first, seed, first_row, first.rows if last_row is None else last_row)
+    for org in others:
+        _insert_rows(conn, org, seed, 1, org.rows)
+    _verify(conn, plan)
+
+
+def _vacuum(conn: psycopg.Connection[Any], tables: tuple[str, ...]) -> None:
+    """Clear what an earlier large load left behind: later scans need not skip it."""
+    started = time.perf_counter()
+    conn.autocommit = True
+    try:
+        for table in tables:
+            conn.execute(f"VACUUM {table}")
+    finally:
+        conn.autocommit = False
+    log.info("vacuumed in %.1f s", time.perf_counter() - started)
 
 
 def _verify(conn: psycopg.Connection[Any], plan: list[DemoOrg]) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from pivotal_reporting.demo.catalog import ROW_DIGITS
+
 STREAMS = ("customers", "projects", "quotes", "invoices", "payments", "time_entries")
 
 
@@ -117,4 +119,4 @@ def project_id(customer: str, project: str) -> str:
 
 def row_id(prefix: str, row: str = "g") -> str:
     """The id of business row number ``row``, e.g. ``quo_acme_00000042``."""
-    return f"('{prefix}_' || %(slug)s || '_' || lpad(({row})::text, 8, '0'))"
+    return f"('{prefix}_' || %(slug)s || '_' || lpad(({row})::text, {ROW_DIGITS}, '0'))"
