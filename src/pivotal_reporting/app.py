@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from pivotal_reporting import __version__, schema
 from pivotal_reporting.api import mount_routers
+from pivotal_reporting.auth.denials import install_denial_audit
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
 from pivotal_reporting.errors import install_error_handlers
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_denial_audit(app)
     install_middleware(app, settings)
     mount_routers(app)
     return app

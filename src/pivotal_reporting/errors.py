@@ -58,8 +58,14 @@ class Unauthorized(AppError):
 
 
 class Forbidden(AppError):
+    """A refusal; ``audit_details`` go into the ``access_denied`` audit event."""
+
     status_code = 403
     code = "forbidden"
+
+    def __init__(self, detail: str, *, audit_details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.audit_details = dict(audit_details or {})
 
 
 class NotFound(AppError):
@@ -120,7 +126,7 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return result
 
 
-async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+async def render_app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     if exc.status_code == 422:
         _count_validation_error(request)
@@ -169,7 +175,7 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(AppError, render_app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled_error)

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.principal import Principal, load_principal
 from pivotal_reporting.auth.tokens import verify_token
 from pivotal_reporting.db import Database
@@ -39,32 +38,18 @@ async def get_principal(
     return principal
 
 
-def _route_template(request: Request) -> str:
-    route = request.scope.get("route")
-    template = getattr(route, "path", None)
-    return template if isinstance(template, str) else request.url.path
-
-
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 def require(permission: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits only holders of ``permission``; denials are audited."""
+    """A dependency that admits only holders of ``permission`` (refusals are audited)."""
 
-    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if principal.has(permission):
             return principal
-        database: Database = request.app.state.database
-        async with database.tenant_session(principal.organization_id) as session:
-            await record_event(
-                session,
-                organization_id=principal.organization_id,
-                user_id=principal.user_id,
-                action="access_denied",
-                resource="route",
-                resource_id=_route_template(request),
-                details={"method": request.method, "required_permission": permission},
-            )
-        raise Forbidden(f"This action requires the '{permission}' permission.")
+        raise Forbidden(
+            f"This action requires the '{permission}' permission.",
+            audit_details={"required_permission": permission},
+        )
 
     return check

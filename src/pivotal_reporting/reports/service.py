@@ -40,8 +40,10 @@ async def generate_summary(
     started = time.perf_counter()
     now = datetime.now(UTC)
     if filters.organization_id not in (None, principal.organization_id):
-        await _record_denial(database, principal, report)
-        raise Forbidden("organizationId must be your own organization.")
+        raise Forbidden(
+            "organizationId must be your own organization.",
+            audit_details={"reason": "organization_mismatch", "reportType": report.report_type},
+        )
     ctx = ReportContext(
         organization_id=principal.organization_id,
         user_id=principal.user_id,
@@ -72,16 +74,3 @@ async def generate_summary(
         "summary": summary.model_dump(by_alias=True),
         "generatedAt": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
-
-
-async def _record_denial(database: Database, principal: Principal, report: Report) -> None:
-    async with database.tenant_session(principal.organization_id) as session:
-        await record_event(
-            session,
-            organization_id=principal.organization_id,
-            user_id=principal.user_id,
-            action="access_denied",
-            resource="reports",
-            resource_id=report.report_type,
-            details={"reason": "organization_mismatch"},
-        )
