@@ -39,11 +39,10 @@ import httpx
 import psutil
 import psycopg
 
-from pivotal_reporting import schema
+from bench_database import bench_admin_url, prepared_database
 from pivotal_reporting.auth.tokens import mint_token
 from pivotal_reporting.config import Settings
-from pivotal_reporting.db import with_database
-from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID, load_demo_data
+from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID
 from pivotal_reporting.reports.base import ReportContext
 from pivotal_reporting.reports.registry import get_report
 
@@ -68,35 +67,6 @@ SPEC_LOAD = {
     50: (200, "95%", "3.5 min"),
     100: (400, "90%", "4.2 min"),
 }
-
-
-def admin_url(args: argparse.Namespace) -> str:
-    if args.admin_url:
-        return str(args.admin_url)
-    from pivotal_reporting.embedded import start_embedded
-
-    return start_embedded(REPO / ".data" / "bench-pg", database="postgres")
-
-
-def prepared_database(admin: str, rows: int) -> str:
-    """``pivotal_bench_<rows>`` migrated and holding the demo data (loaded once)."""
-    name = f"pivotal_bench_{rows}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(admin, name)
-    schema.upgrade(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT set_config('app.maintenance', 'on', false)")
-        row = conn.execute(
-            "SELECT count(*) FROM quotes WHERE organization_id = %s", (DEMO_ORG_ID,)
-        ).fetchone()
-    if not row or row[0] != rows:
-        print(f"loading demo data: {rows:,} rows per table ...", file=sys.stderr, flush=True)
-        load_demo_data(url, orgs=1, scale=rows, seed=42)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM (ANALYZE) quotes, invoices, payments, time_entries")
-    return url
 
 
 def _free_port() -> int:
@@ -224,7 +194,7 @@ def psql_reference(url: str, fmt: str, out: Path) -> float:
 
 
 def run_table(args: argparse.Namespace) -> None:
-    admin = admin_url(args)
+    admin = bench_admin_url(args.admin_url)
     results = []
     for rows in args.rows:
         url = prepared_database(admin, rows)
@@ -324,7 +294,7 @@ async def load_level(
 
 
 def run_load(args: argparse.Namespace) -> None:
-    url = prepared_database(admin_url(args), args.load_rows)
+    url = prepared_database(bench_admin_url(args.admin_url), args.load_rows)
     users = load_users(url, max(SPEC_LOAD))
     tokens = [token_for(url, user) for user in users]
     filters = {

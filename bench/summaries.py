@@ -18,7 +18,6 @@ import asyncio
 import os
 import platform
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,13 +30,13 @@ import httpx
 import psycopg
 import uvicorn
 
-from pivotal_reporting import schema
+from bench_database import bench_admin_url, prepared_database
 from pivotal_reporting.app import create_app
 from pivotal_reporting.auth.principal import load_principal
 from pivotal_reporting.auth.tokens import TokenClaims, mint_token
 from pivotal_reporting.config import Settings
-from pivotal_reporting.db import Database, with_database
-from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID, load_demo_data
+from pivotal_reporting.db import Database
+from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID
 from pivotal_reporting.reports import registry
 from pivotal_reporting.reports.base import ReportContext, fetch_one
 from pivotal_reporting.reports.service import TUNE_TRANSACTION
@@ -64,38 +63,6 @@ class Timing:
 def percentiles(samples: list[float]) -> Timing:
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     return Timing(p50=statistics.median(samples), p95=cuts[94])
-
-
-def admin_url(args: argparse.Namespace) -> str:
-    if args.admin_url:
-        return str(args.admin_url)
-    from pivotal_reporting.embedded import start_embedded
-
-    return start_embedded(REPO / ".data" / "bench-pg", database="postgres")
-
-
-def prepared_database(admin: str, rows: int, seed: int) -> str:
-    """A migrated database holding the demo data at ``rows`` (loaded once, then reused)."""
-    name = f"pivotal_bench_{rows}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(admin, name)
-    schema.upgrade(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT set_config('app.maintenance', 'on', false)")
-        loaded = conn.execute(
-            "SELECT count(*) FROM quotes WHERE organization_id = %s", (DEMO_ORG_ID,)
-        ).fetchone()
-    if not loaded or loaded[0] != rows:
-        started = time.perf_counter()
-        print(f"loading demo data: {rows:,} rows per table ...", file=sys.stderr, flush=True)
-        load_demo_data(url, orgs=1, scale=rows, seed=seed)
-        print(f"  loaded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    with psycopg.connect(url, autocommit=True) as conn:
-        # Steady state: visibility map set, so the covering indexes serve index-only scans.
-        conn.execute("VACUUM (ANALYZE) quotes, invoices, payments, time_entries")
-    return url
 
 
 @contextmanager
@@ -220,7 +187,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--admin-url", help="PostgreSQL admin URL (default: embedded server)")
     args = parser.parse_args()
-    ADMIN_URL.append(admin_url(args))
+    ADMIN_URL.append(bench_admin_url(args.admin_url))
     header = (
         "| report                  | rows/table | in window | spec dataset    | spec "
         "| HTTP p50 | HTTP p95 | SQL p50 | SQL p95 | SLO  |\n"
