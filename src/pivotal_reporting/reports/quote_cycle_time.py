@@ -2,7 +2,11 @@
 
 Rows: quotes decided (accepted, rejected, expired) with ``decided_at`` in
 ``[fromDate, toDate)``; cycle time = ``decided_at - created_at`` in days. Served by the
-covering index ``ix_quotes_organization_id_decided_at`` (migration 0004).
+covering index ``ix_quotes_organization_id_decided_at`` (migration 0004) and, when only
+the window is filtered, by the monthly rollup (rollups.py) with these facets:
+
+- ``bins``: ``key1`` status, ``bin`` cycle-time bin; ``n``, ``total``, ``low``, ``high``.
+- ``projects``: ``key1`` project name (the published key); ``n``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pivotal_reporting.reports.histogram import (
     category_counts,
     histogram_columns,
 )
+from pivotal_reporting.reports.rollups import Facet, Rollup
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     Days,
@@ -101,6 +106,46 @@ LEFT JOIN projects p ON p.organization_id = %(org)s AND p.id = g.project_id
 GROUP BY 1 ORDER BY 1
 """
 
+_RANGE_ROWS = """FROM {ranges} AS r
+JOIN quotes q ON q.organization_id = %(org)s AND q.decided_at >= r.lo AND q.decided_at < r.hi"""
+
+ROLLUP = Rollup(
+    report_type="quote_cycle_time",
+    instant=True,
+    facets=(
+        Facet(
+            "bins",
+            ("key1", "bin", "n", "total", "low", "high"),
+            f"""
+    SELECT r.month, q.status AS key1, {bin_sql(_SECONDS, DAY_TENTHS_BIN)} AS bin,
+           {histogram_columns(_SECONDS)}
+    {_RANGE_ROWS}
+    GROUP BY r.month, q.status, 3""",
+        ),
+        Facet(
+            "projects",
+            ("key1", "n"),
+            f"""
+    SELECT r.month, coalesce(p.name, '{NO_PROJECT}') AS key1, count(*) AS n
+    {_RANGE_ROWS}
+    LEFT JOIN projects p ON p.organization_id = %(org)s AND p.id = q.project_id
+    GROUP BY r.month, 2""",
+        ),
+    ),
+)
+
+_ROLLUP_BINS_SQL = f"""
+SELECT bin, sum(n)::bigint AS n, sum(total) AS total, min(low) AS low, max(high) AS high,
+       {", ".join(f"sum(n) FILTER (WHERE key1 = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)}
+FROM ({ROLLUP.rows("bins")}) AS g
+GROUP BY bin
+"""
+
+_ROLLUP_BY_PROJECT_SQL = f"""
+SELECT key1 AS key, sum(n)::bigint AS n FROM ({ROLLUP.rows("projects")}) AS g
+GROUP BY key1 ORDER BY key1
+"""
+
 EXPORT_COLUMNS = (
     "quote_id",
     "quote_number",
@@ -146,11 +191,23 @@ class QuoteCycleTimeReport(Report):
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
     ) -> QuoteCycleTimeSummary:
         assert isinstance(filters, QuoteCycleTimeFilters)
-        where = _conditions(ctx, filters)
-        bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
-        projects = await fetch_all(
-            session, _BY_PROJECT_SQL.format(conditions=where.sql), where.params
-        )
+        if filters.customer_id is None and filters.project_id is None and filters.status is None:
+            plan = await ROLLUP.plan(
+                session,
+                organization_id=ctx.organization_id,
+                timezone=ctx.timezone,
+                lower=filters.from_date,
+                upper=filters.to_date,
+            )
+            params = {"org": ctx.organization_id, "tz": ctx.timezone, **plan.params}
+            bins = await fetch_all(session, _ROLLUP_BINS_SQL, params)
+            projects = await fetch_all(session, _ROLLUP_BY_PROJECT_SQL, params)
+        else:
+            where = _conditions(ctx, filters)
+            bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
+            projects = await fetch_all(
+                session, _BY_PROJECT_SQL.format(conditions=where.sql), where.params
+            )
         cycle = Histogram.from_rows(bins, DAY_TENTHS_BIN)
         return QuoteCycleTimeSummary(
             total_quotes=cycle.count,

@@ -11,7 +11,9 @@ from types import MappingProxyType
 from pivotal_reporting.reports.base import Report
 from pivotal_reporting.reports.invoice_settlement_time import InvoiceSettlementTimeReport
 from pivotal_reporting.reports.payments_received import PaymentsReceivedReport
+from pivotal_reporting.reports.quote_cycle_time import ROLLUP as QUOTE_ROLLUP
 from pivotal_reporting.reports.quote_cycle_time import QuoteCycleTimeReport
+from pivotal_reporting.reports.rollups import Rollup
 from pivotal_reporting.reports.time_approvals import TimeApprovalsReport
 
 REPORTS: MappingProxyType[str, Report] = MappingProxyType(
@@ -25,6 +27,9 @@ REPORTS: MappingProxyType[str, Report] = MappingProxyType(
         )
     }
 )
+
+# The monthly rollups (rollups.py) that ``refresh_rollups`` maintains.
+ROLLUPS: tuple[Rollup, ...] = (QUOTE_ROLLUP,)
 
 
 def get_report(report_type: str) -> Report:

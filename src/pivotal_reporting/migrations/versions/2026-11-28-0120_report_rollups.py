@@ -1,0 +1,240 @@
+"""Monthly report rollups, the change log that keeps them honest, pending-entry index
+
+A one-year summary over a million-row organization reads half a million rows; the
+rollups let it read each whole month of the window as a few thousand pre-grouped rows
+instead (see ``reports/rollups.py``):
+
+- ``report_rollups``: per organization, report and local calendar month, the report's
+  grouped partial aggregates ("facets": histogram bins, per-project counts, ...). Which
+  column holds what is documented by each report module.
+- ``rollup_months``: which months are built, and in which time zone.
+- ``rollup_changes``: an append-only log written by statement triggers on the four
+  source tables, one row per organization and UTC date touched. A month with a logged
+  change within a day of it is stale and is read from the source rows instead, so a
+  rollup never serves a figure that differs from the rows. The refresh consumes the log.
+
+Existing rows are logged as changes here, so the first refresh builds every month.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-28 01:20:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from pivotal_reporting.rls import TENANT_ROLE, disable_tenant_rls, enable_tenant_rls
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# source table -> (report type, the UTC date a row counts for; NULL: no report reads it)
+SOURCES = {
+    "quotes": ("quote_cycle_time", "(decided_at AT TIME ZONE 'UTC')::date"),
+    "invoices": ("invoice_settlement_time", "issue_date"),
+    "payments": ("payments_received", "(paid_at AT TIME ZONE 'UTC')::date"),
+    "time_entries": ("time_approvals", "work_date"),
+}
+ROLLUP_TABLES = ("report_rollups", "rollup_months", "rollup_changes")
+
+_LOG_FUNCTION = """
+CREATE FUNCTION log_rollup_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    report text := TG_ARGV[0];
+    day_of text := TG_ARGV[1];
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO rollup_changes (organization_id, report_type, day)
+        SELECT organization_id, report_type, month FROM rollup_months
+        WHERE report_type = report;
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        EXECUTE format(
+            'INSERT INTO rollup_changes (organization_id, report_type, day) '
+            'SELECT DISTINCT organization_id, %L, %s FROM new_rows WHERE %s IS NOT NULL',
+            report, day_of, day_of);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE format(
+            'INSERT INTO rollup_changes (organization_id, report_type, day) '
+            'SELECT DISTINCT organization_id, %L, %s FROM old_rows WHERE %s IS NOT NULL',
+            report, day_of, day_of);
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+# Rollups group by the names the reports publish; renaming (or deleting) a project,
+# customer or user marks every built month of its organization stale.
+NAMED = {"projects": "name", "customers": "name", "users": "display_name"}
+
+_RENAME_FUNCTION = """
+CREATE FUNCTION log_rollup_rename() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    name_column text := TG_ARGV[0];
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format(
+            'INSERT INTO rollup_changes (organization_id, report_type, day) '
+            'SELECT rm.organization_id, rm.report_type, rm.month FROM rollup_months rm '
+            'WHERE rm.organization_id IN (SELECT o.organization_id FROM old_rows o '
+            'JOIN new_rows n ON n.id = o.id WHERE o.%1$I IS DISTINCT FROM n.%1$I)',
+            name_column);
+    ELSE
+        INSERT INTO rollup_changes (organization_id, report_type, day)
+        SELECT rm.organization_id, rm.report_type, rm.month FROM rollup_months rm
+        WHERE rm.organization_id IN (SELECT organization_id FROM old_rows);
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "report_rollups",
+        sa.Column("organization_id", sa.Text(), nullable=False),
+        sa.Column("report_type", sa.Text(), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("facet", sa.Text(), nullable=False),
+        sa.Column("key1", sa.Text()),
+        sa.Column("key2", sa.Text()),
+        sa.Column("day1", sa.Date()),
+        sa.Column("day2", sa.Date()),
+        sa.Column("flag", sa.Boolean()),
+        sa.Column("bin", sa.Integer()),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.Float()),
+        sa.Column("low", sa.Float()),
+        sa.Column("high", sa.Float()),
+        sa.Column("amount", sa.Numeric()),
+        sa.Column("amount2", sa.Numeric()),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name="fk_report_rollups_organization_id"
+        ),
+    )
+    op.create_index(
+        "ix_report_rollups_organization_id_report_type_facet_month",
+        "report_rollups",
+        ["organization_id", "report_type", "facet", "month"],
+    )
+    op.create_table(
+        "rollup_months",
+        sa.Column("organization_id", sa.Text(), nullable=False),
+        sa.Column("report_type", sa.Text(), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("timezone", sa.Text(), nullable=False),
+        sa.Column(
+            "refreshed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.PrimaryKeyConstraint("organization_id", "report_type", "month", name="pk_rollup_months"),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name="fk_rollup_months_organization_id"
+        ),
+        sa.CheckConstraint(
+            "month = date_trunc('month', month)::date", name="ck_rollup_months_month"
+        ),
+    )
+    op.create_table(
+        "rollup_changes",
+        sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
+        sa.Column("organization_id", sa.Text(), nullable=False),
+        sa.Column("report_type", sa.Text(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name="fk_rollup_changes_organization_id"
+        ),
+    )
+    op.create_index(
+        "ix_rollup_changes_organization_id_report_type_day",
+        "rollup_changes",
+        ["organization_id", "report_type", "day"],
+    )
+    for table in ROLLUP_TABLES:
+        for statement in enable_tenant_rls(table):
+            op.execute(statement)
+    # The triggers run as the owner whoever writes the source rows: they may log and
+    # reset builds without the maintenance setting.
+    for table in ("rollup_months", "rollup_changes"):
+        op.execute(
+            f"CREATE POLICY derived_data ON {table} TO CURRENT_USER USING (true) WITH CHECK (true)"
+        )
+    op.execute(f"GRANT SELECT ON {', '.join(ROLLUP_TABLES)} TO {TENANT_ROLE}")
+
+    op.execute(_LOG_FUNCTION)
+    # Reading every organization's rows to log them needs the maintenance policy.
+    op.execute("SELECT set_config('app.maintenance', 'on', true)")
+    for table, (report, day_of) in SOURCES.items():
+        args = f"{_quoted(report)}, {_quoted(day_of)}"
+        for event, referencing in (
+            ("INSERT", "NEW TABLE AS new_rows"),
+            ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+            ("DELETE", "OLD TABLE AS old_rows"),
+        ):
+            op.execute(
+                f"CREATE TRIGGER {table}_rollup_{event.lower()} AFTER {event} ON {table} "
+                f"REFERENCING {referencing} FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION log_rollup_change({args})"
+            )
+        op.execute(
+            f"CREATE TRIGGER {table}_rollup_truncate AFTER TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION log_rollup_change({args})"
+        )
+        op.execute(
+            f"INSERT INTO rollup_changes (organization_id, report_type, day) "
+            f"SELECT DISTINCT organization_id, {_quoted(report)}, {day_of} FROM {table} "
+            f"WHERE {day_of} IS NOT NULL"
+        )
+
+    op.execute(_RENAME_FUNCTION)
+    for table, name_column in NAMED.items():
+        op.execute(
+            f"CREATE TRIGGER {table}_rollup_rename AFTER UPDATE ON {table} "
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION log_rollup_rename({_quoted(name_column)})"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_rollup_delete AFTER DELETE ON {table} "
+            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION log_rollup_rename({_quoted(name_column)})"
+        )
+
+    # Pending approvals depend on "now", so they are read from the rows: a small index.
+    op.create_index(
+        "ix_time_entries_organization_id_work_date_submitted",
+        "time_entries",
+        ["organization_id", "work_date"],
+        postgresql_include=["hours", "submitted_at"],
+        postgresql_where=sa.text("status = 'submitted'"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_time_entries_organization_id_work_date_submitted", table_name="time_entries")
+    for table in SOURCES:
+        for event in ("insert", "update", "delete", "truncate"):
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_rollup_{event} ON {table}")
+    for table in NAMED:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_rollup_rename ON {table}")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_rollup_delete ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS log_rollup_rename()")
+    op.execute("DROP FUNCTION IF EXISTS log_rollup_change()")
+    for table in ROLLUP_TABLES:
+        op.execute(f"DROP POLICY IF EXISTS derived_data ON {table}")
+        for statement in disable_tenant_rls(table):
+            op.execute(statement)
+    for table in reversed(ROLLUP_TABLES):
+        op.drop_table(table)
