@@ -106,12 +106,26 @@ class Histogram:
         count = self.count
         if not count:
             return None
+        return self.median_of_ranks(median_ranks(count), unit)
+
+    def median_of_ranks(self, ranks: tuple[int, int], unit: int) -> Decimal:
+        """The rounded mean of the values of ``ranks`` (1-based, ascending) in ``unit``."""
         assert (unit // 20) % self.width == 0, "tenths of the unit must round at bin edges"
-        lower, upper = self._bin_of_rank((count + 1) // 2), self._bin_of_rank(count // 2 + 1)
+        lower, upper = self._bin_of_rank(ranks[0]), self._bin_of_rank(ranks[1])
         if lower.index == upper.index:
             return _round(Decimal(lower.index * self.width) / unit)
         middle = (Decimal(lower.high) + Decimal(upper.low)) / 2
         return _round(middle / unit)
+
+    def rank_span(self, ranks: tuple[int, int]) -> tuple[int, int, int]:
+        """The bins holding ``ranks``: first index, last index, and values below the first.
+
+        With a coarse histogram this says which fine bins a median needs: those of bins
+        ``first..last``, where rank ``r`` is rank ``r - below``.
+        """
+        first, last = self._bin_of_rank(ranks[0]), self._bin_of_rank(ranks[1])
+        below = sum(b.count for b in self.bins if b.index < first.index)
+        return first.index, last.index, below
 
     def bucket_counts(self, buckets: Sequence[Bucket], unit: int) -> list[int]:
         """Counts per bucket (bounds in ``unit`` seconds, multiples of the bin width)."""
@@ -135,6 +149,11 @@ class Histogram:
             if seen >= rank:
                 return b
         raise ValueError("rank beyond the histogram")
+
+
+def median_ranks(count: int) -> tuple[int, int]:
+    """The ranks ``percentile_cont(0.5)`` averages: ``k, k`` (odd count) or ``k, k + 1``."""
+    return (count + 1) // 2, count // 2 + 1
 
 
 def bin_sql(seconds: str, width: int) -> str:

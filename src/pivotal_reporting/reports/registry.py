@@ -14,6 +14,7 @@ from pivotal_reporting.reports.payments_received import PaymentsReceivedReport
 from pivotal_reporting.reports.quote_cycle_time import ROLLUP as QUOTE_ROLLUP
 from pivotal_reporting.reports.quote_cycle_time import QuoteCycleTimeReport
 from pivotal_reporting.reports.rollups import Rollup
+from pivotal_reporting.reports.time_approvals import ROLLUP as TIME_ROLLUP
 from pivotal_reporting.reports.time_approvals import TimeApprovalsReport
 
 REPORTS: MappingProxyType[str, Report] = MappingProxyType(
@@ -29,7 +30,7 @@ REPORTS: MappingProxyType[str, Report] = MappingProxyType(
 )
 
 # The monthly rollups (rollups.py) that ``refresh_rollups`` maintains.
-ROLLUPS: tuple[Rollup, ...] = (QUOTE_ROLLUP,)
+ROLLUPS: tuple[Rollup, ...] = (QUOTE_ROLLUP, TIME_ROLLUP)
 
 
 def get_report(report_type: str) -> Report:

@@ -79,19 +79,22 @@ class Rollup:
             f"%(raw_hi)s::{self._bound_type}[]) AS u(lo, hi))"
         )
 
-    def rows(self, facet: str) -> str:
+    def rows(self, facet: str, where: str = "") -> str:
         """A facet's groups over the window: fresh rollup months, then the raw ranges.
 
-        Selects the facet's ``columns``; params come from ``RollupPlan.params``.
+        Selects the facet's ``columns``, only the groups meeting ``where`` (a condition
+        on those columns) if given; params come from ``RollupPlan.params``.
         """
         f = self.facet(facet)
         columns = ", ".join(f.columns)
+        only = f"AND {where}" if where else ""
         return f"""
     SELECT {columns} FROM report_rollups
     WHERE organization_id = %(org)s AND report_type = '{self.report_type}'
-      AND facet = '{f.name}' AND month = ANY(%(rollup_months)s::date[])
+      AND facet = '{f.name}' AND month = ANY(%(rollup_months)s::date[]) {only}
     UNION ALL
-    SELECT {columns} FROM ({f.sql.format(ranges=self._request_ranges())}) AS raw_{f.name}"""
+    SELECT {columns} FROM ({f.sql.format(ranges=self._request_ranges())}) AS raw_{f.name}
+    WHERE true {only}"""
 
     async def plan(
         self,

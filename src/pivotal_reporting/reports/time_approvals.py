@@ -4,7 +4,16 @@ Rows: time entries whose ``work_date`` lies in ``[fromDate, toDate)`` (a calenda
 counts from its midnight in the organization's time zone). Approval latency is
 ``approved_at - submitted_at`` of approved entries; a pending approval is a submitted
 entry, its age ``now - submitted_at``. Served by
-``ix_time_entries_organization_id_work_date`` (0004).
+``ix_time_entries_organization_id_work_date`` (0004) and, when only the window is
+filtered, by the monthly rollup (rollups.py) with these facets:
+
+- ``bins``: ``key1`` status, ``flag`` billable, ``bin`` approval-latency bin (NULL: no
+  latency); ``n`` entries, ``total``/``low``/``high`` latency seconds, ``amount`` hours.
+- ``projects`` / ``users``: ``key1`` project name / user display name; ``n``, ``amount``
+  hours.
+
+Pending approvals depend on "now", so they are always read from the rows (the partial
+index ``ix_time_entries_organization_id_work_date_submitted``, 0007).
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ from pivotal_reporting.reports.histogram import (
     Histogram,
     bin_sql,
     histogram_columns,
+    median_ranks,
 )
+from pivotal_reporting.reports.rollups import Facet, Rollup
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     Days,
@@ -50,6 +61,7 @@ from pivotal_reporting.reports.sql import (
 )
 
 BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
+COARSE_BIN = SECONDS_PER_HOUR
 _LATENCY = "date_part('epoch', t.approved_at - t.submitted_at)"
 _PENDING_AGE = "(%(now_epoch)s - date_part('epoch', t.submitted_at))"
 
@@ -140,6 +152,94 @@ GROUP BY u.display_name
 ORDER BY 1, 2
 """
 
+_RANGE_ROWS = """FROM {ranges} AS r
+JOIN time_entries t ON t.organization_id = %(org)s AND t.work_date >= r.lo AND t.work_date < r.hi"""
+
+
+def _named_hours(facet: str, join: str, name: str) -> Facet:
+    return Facet(
+        facet,
+        ("key1", "n", "amount"),
+        f"""
+    SELECT r.month, {name} AS key1, count(*) AS n, sum(t.hours) AS amount
+    {_RANGE_ROWS}
+    {join}
+    GROUP BY r.month, {name}""",
+    )
+
+
+def _latency_bins(facet: str, width: int) -> Facet:
+    return Facet(
+        facet,
+        ("bin", "n", "total", "low", "high"),
+        f"""
+    SELECT month, {bin_sql("latency", width)} AS bin, {histogram_columns("latency")}
+    FROM (SELECT r.month, greatest(0, {_LATENCY}) AS latency
+          {_RANGE_ROWS} AND t.status = 'approved') AS approved
+    WHERE latency IS NOT NULL
+    GROUP BY 1, 2""",
+    )
+
+
+ROLLUP = Rollup(
+    report_type="time_approvals",
+    instant=False,
+    facets=(
+        Facet(
+            "hours",
+            ("key1", "flag", "n", "amount"),
+            f"""
+    SELECT r.month, t.status AS key1, t.billable AS flag, count(*) AS n, sum(t.hours) AS amount
+    {_RANGE_ROWS}
+    GROUP BY r.month, t.status, t.billable""",
+        ),
+        # Hour-wide bins for every latency figure but the median, which reads the
+        # 0.05 h bins of only the hour(s) it falls in (Histogram.rank_span).
+        _latency_bins("latency", COARSE_BIN),
+        _latency_bins("latency_fine", HOUR_TENTHS_BIN),
+        _named_hours(
+            "projects",
+            "JOIN projects p ON p.organization_id = %(org)s AND p.id = t.project_id",
+            "p.name",
+        ),
+        _named_hours(
+            "users",
+            "JOIN users u ON u.organization_id = %(org)s AND u.id = t.user_id",
+            "u.display_name",
+        ),
+    ),
+)
+
+# The rows _BINS_SQL gives without its latency columns: entries and hours per status and
+# billable, plus one row with the pending ages (read from the rows).
+_ROLLUP_HOURS_SQL = f"""
+SELECT NULL::int AS bin, key1 AS status, flag AS billable, sum(n)::bigint AS entries,
+       sum(amount) AS hours, NULL::float8 AS pending_age, NULL::float8 AS oldest_pending
+FROM ({ROLLUP.rows("hours")}) AS g
+GROUP BY 2, 3
+UNION ALL
+SELECT NULL, 'submitted', NULL, 0, 0, sum(age), max(age)
+FROM (SELECT {_PENDING_AGE} AS age
+      FROM time_entries t
+      WHERE t.organization_id = %(org)s AND t.status = 'submitted'
+        AND (%(from_day)s::date IS NULL OR t.work_date >= %(from_day)s::date)
+        AND (%(to_day)s::date IS NULL OR t.work_date < %(to_day)s::date)) AS pending
+"""
+
+_ROLLUP_LATENCY_SQL = """
+SELECT bin, sum(n)::bigint AS n, sum(total) AS total, min(low) AS low, max(high) AS high
+FROM ({rows}) AS g
+GROUP BY bin
+"""
+
+_ROLLUP_GROUPS_SQL = f"""
+SELECT 'project' AS kind, key1 AS key, sum(amount) AS hours
+FROM ({ROLLUP.rows("projects")}) AS g GROUP BY key1
+UNION ALL
+SELECT 'user', key1, sum(amount) FROM ({ROLLUP.rows("users")}) AS g GROUP BY key1
+ORDER BY 1, 2
+"""
+
 EXPORT_COLUMNS = (
     "time_entry_id",
     "user_id",
@@ -188,10 +288,16 @@ class TimeApprovalsReport(Report):
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
     ) -> TimeApprovalsSummary:
         assert isinstance(filters, TimeApprovalsFilters)
-        where = _conditions(ctx, filters)
-        bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
-        groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), where.params)
-        latency = Histogram.from_rows(bins, HOUR_TENTHS_BIN)
+        if filters.user_id is None and filters.project_id is None and filters.status is None:
+            bins, groups, latency, medians = await _from_rollup(session, ctx, filters)
+        else:
+            where = _conditions(ctx, filters)
+            bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
+            groups = await fetch_all(
+                session, _GROUPS_SQL.format(conditions=where.sql), where.params
+            )
+            latency = Histogram.from_rows(bins, HOUR_TENTHS_BIN)
+            medians = (latency.median(SECONDS_PER_HOUR), latency.median(SECONDS_PER_DAY))
         hours = _hour_totals(bins)
         return TimeApprovalsSummary(
             total_entries=sum(b["entries"] for b in bins),
@@ -202,11 +308,11 @@ class TimeApprovalsReport(Report):
             hours_by_status={s: hours[s] for s in TIME_ENTRY_STATUSES},
             approved_entries=latency.count,
             average_approval_time_hours=latency.average(SECONDS_PER_HOUR),
-            median_approval_time_hours=latency.median(SECONDS_PER_HOUR),
+            median_approval_time_hours=medians[0],
             min_approval_time_hours=latency.minimum(SECONDS_PER_HOUR),
             max_approval_time_hours=latency.maximum(SECONDS_PER_HOUR),
             average_approval_time_days=latency.average(SECONDS_PER_DAY),
-            median_approval_time_days=latency.median(SECONDS_PER_DAY),
+            median_approval_time_days=medians[1],
             min_approval_time_days=latency.minimum(SECONDS_PER_DAY),
             max_approval_time_days=latency.maximum(SECONDS_PER_DAY),
             approval_time_distribution=distribution(
@@ -225,6 +331,57 @@ class TimeApprovalsReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
         )
+
+
+async def _from_rollup(
+    session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Histogram, tuple[Any, Any]]:
+    """An unfiltered window from the rollup's fresh months and the other days' rows.
+
+    The hours rows, the groups rows, the hour-wide latency histogram and the medians
+    (hours, days) computed from the 0.05 h bins of the hours the median falls in.
+    """
+    from_day = first_date_from(filters.from_date, ctx.timezone) if filters.from_date else None
+    to_day = first_date_from(filters.to_date, ctx.timezone) if filters.to_date else None
+    plan = await ROLLUP.plan(
+        session,
+        organization_id=ctx.organization_id,
+        timezone=ctx.timezone,
+        lower=from_day,
+        upper=to_day,
+    )
+    params = {
+        "org": ctx.organization_id,
+        "now_epoch": ctx.now.timestamp(),
+        "from_day": from_day,
+        "to_day": to_day,
+        **plan.params,
+    }
+    hours = await fetch_all(session, _ROLLUP_HOURS_SQL, params)
+    groups = await fetch_all(session, _ROLLUP_GROUPS_SQL, params)
+    latency = Histogram.from_rows(
+        await fetch_all(session, _ROLLUP_LATENCY_SQL.format(rows=ROLLUP.rows("latency")), params),
+        COARSE_BIN,
+    )
+    if not latency.count:
+        return hours, groups, latency, (None, None)
+    ranks = median_ranks(latency.count)
+    first, last, below = latency.rank_span(ranks)
+    ratio = COARSE_BIN // HOUR_TENTHS_BIN
+    fine_rows = await fetch_all(
+        session,
+        _ROLLUP_LATENCY_SQL.format(
+            rows=ROLLUP.rows("latency_fine", "bin >= %(fine_lo)s AND bin < %(fine_hi)s")
+        ),
+        {**params, "fine_lo": first * ratio, "fine_hi": (last + 1) * ratio},
+    )
+    fine = Histogram.from_rows(fine_rows, HOUR_TENTHS_BIN)
+    fine_ranks = (ranks[0] - below, ranks[1] - below)
+    medians = (
+        fine.median_of_ranks(fine_ranks, SECONDS_PER_HOUR),
+        fine.median_of_ranks(fine_ranks, SECONDS_PER_DAY),
+    )
+    return hours, groups, latency, medians
 
 
 def _hour_totals(bins: list[dict[str, Any]]) -> dict[str, Decimal]:

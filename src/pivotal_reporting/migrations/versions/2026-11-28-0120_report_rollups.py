@@ -127,9 +127,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_report_rollups_organization_id_report_type_facet_month",
+        "ix_report_rollups_organization_id_report_type_facet_month_bin",
         "report_rollups",
-        ["organization_id", "report_type", "facet", "month"],
+        ["organization_id", "report_type", "facet", "month", "bin"],
     )
     op.create_table(
         "rollup_months",
