@@ -6,7 +6,16 @@ time is ``paid_at - issue_date`` for paid invoices and ``asOf - issue_date`` (da
 outstanding) for open ones (issued, part_paid); written-off invoices have none. An
 invoice is **overdue** when ``due_date`` is before ``asOf``'s date, ``balance_due > 0``
 and it is not paid, void or written off. Served by
-``ix_invoices_organization_id_issue_date`` (0004).
+``ix_invoices_organization_id_issue_date`` (0004) and, when only the window (and
+``asOf``) is given, by the monthly rollup (rollups.py) with these facets:
+
+- ``paid``: ``key1`` currency, ``bin`` settlement-time bin; ``n``, ``total``, ``low``,
+  ``high``, ``amount`` total_amount.
+- ``unpaid`` (issued, part_paid, written_off): ``key1`` status, ``key2`` currency,
+  ``day1`` issue date, ``day2`` due date, ``flag`` balance_due > 0; ``n``, ``amount``
+  total_amount, ``amount2`` balance_due. Days outstanding and overdue depend on
+  ``asOf``, so they are derived from these groups when asked.
+- ``customers``: ``key1`` customer name; ``n``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from pivotal_reporting.reports.histogram import (
     category_counts,
     histogram_columns,
 )
+from pivotal_reporting.reports.rollups import Facet, Rollup
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     CurrencyCode,
@@ -198,6 +208,98 @@ GROUP BY c.name
 ORDER BY 1, 2
 """
 
+_RANGE_ROWS = """FROM {ranges} AS r
+JOIN invoices i ON i.organization_id = %(org)s AND i.issue_date >= r.lo AND i.issue_date < r.hi
+ AND i.status NOT IN ('draft', 'void')"""
+_OPEN = "('issued', 'part_paid')"
+
+ROLLUP = Rollup(
+    report_type="invoice_settlement_time",
+    instant=False,
+    facets=(
+        Facet(
+            "paid",
+            ("key1", "bin", "n", "total", "low", "high", "amount"),
+            f"""
+    SELECT month, currency AS key1, {bin_sql("s", DAY_TENTHS_BIN)} AS bin,
+           {histogram_columns("s")}, sum(total_amount) AS amount
+    FROM (SELECT r.month, i.currency, i.total_amount,
+                 greatest(0, date_part('epoch', i.paid_at)
+                             - {local_midnight_epoch("i.issue_date")}) AS s
+          {_RANGE_ROWS} AND i.status = 'paid') AS paid
+    GROUP BY 1, 2, 3""",
+        ),
+        Facet(
+            "unpaid",
+            ("key1", "key2", "day1", "day2", "flag", "n", "amount", "amount2"),
+            f"""
+    SELECT r.month, i.status AS key1, i.currency AS key2, i.issue_date AS day1,
+           i.due_date AS day2, i.balance_due > 0 AS flag,
+           count(*) AS n, sum(i.total_amount) AS amount, sum(i.balance_due) AS amount2
+    {_RANGE_ROWS} AND i.status <> 'paid'
+    GROUP BY 1, 2, 3, 4, 5, 6""",
+        ),
+        Facet(
+            "customers",
+            ("key1", "n"),
+            f"""
+    SELECT r.month, c.name AS key1, count(*) AS n
+    {_RANGE_ROWS}
+    JOIN customers c ON c.organization_id = %(org)s AND c.id = i.customer_id
+    GROUP BY r.month, c.name""",
+        ),
+    ),
+)
+
+# The rows of _BINS_SQL: unpaid groups get their days outstanding and overdue flag
+# from asOf here (one time-zone conversion per group), paid bins are added as stored.
+_ROLLUP_BINS_SQL = f"""
+WITH unpaid AS (
+    SELECT key1 AS status, key2 AS currency, day1, day2, flag,
+           sum(n) AS n, sum(amount2) AS balance
+    FROM ({ROLLUP.rows("unpaid")}) AS g
+    GROUP BY 1, 2, 3, 4, 5
+), outstanding AS (
+    SELECT *,
+           CASE WHEN status IN {_OPEN} THEN
+               greatest(0, %(as_of_epoch)s - {local_midnight_epoch("day1")}) END AS s,
+           (status IN {_OPEN} AND day2 < %(as_of_date)s AND flag) AS late
+    FROM unpaid
+)
+SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, sum(n) FILTER (WHERE s IS NOT NULL)::bigint AS n,
+       sum(s * n) AS total, min(s) AS low, max(s) AS high, sum(n)::bigint AS rows,
+       sum(n) FILTER (WHERE late)::bigint AS overdue,
+       sum(balance) FILTER (WHERE late AND currency = %(report_currency)s) AS overdue_amount,
+       sum(n) FILTER (WHERE NOT late AND status = 'issued')::bigint AS issued,
+       sum(n) FILTER (WHERE NOT late AND status = 'part_paid')::bigint AS part_paid,
+       0::bigint AS paid,
+       sum(n) FILTER (WHERE status = 'written_off')::bigint AS written_off
+FROM outstanding
+GROUP BY 1
+UNION ALL
+SELECT bin, sum(n)::bigint, sum(total), min(low), max(high), sum(n)::bigint,
+       0, NULL, 0, 0, sum(n)::bigint, 0
+FROM ({ROLLUP.rows("paid")}) AS g
+GROUP BY bin
+"""
+
+_ROLLUP_GROUPS_SQL = f"""
+SELECT 'currency' AS kind, currency AS key, sum(n)::bigint AS n, sum(amount) AS amount
+FROM (SELECT key1 AS currency, n, amount FROM ({ROLLUP.rows("paid")}) AS p
+      UNION ALL
+      SELECT key2, n, amount FROM ({ROLLUP.rows("unpaid")}) AS u) AS invoiced
+GROUP BY currency
+UNION ALL
+SELECT 'overdue', key2, sum(n)::bigint, sum(amount2)
+FROM ({ROLLUP.rows("unpaid")}) AS u
+WHERE key1 IN {_OPEN} AND day2 < %(as_of_date)s AND flag
+GROUP BY key2
+UNION ALL
+SELECT 'customer', key1, sum(n)::bigint, NULL FROM ({ROLLUP.rows("customers")}) AS c
+GROUP BY key1
+ORDER BY 1, 2
+"""
+
 EXPORT_COLUMNS = (
     "invoice_id",
     "invoice_number",
@@ -245,8 +347,25 @@ class InvoiceSettlementTimeReport(Report):
         report_currency = filters.currency or ctx.base_currency
         params = {"first_day": None, "end_day": None, **where.params}
         params["report_currency"] = report_currency
-        bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), params)
-        groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)
+        if (
+            filters.customer_id is None
+            and filters.status is None
+            and filters.currency is None
+            and not filters.overdue_only
+        ):
+            plan = await ROLLUP.plan(
+                session,
+                organization_id=ctx.organization_id,
+                timezone=ctx.timezone,
+                lower=params["first_day"],
+                upper=params["end_day"],
+            )
+            params.update(plan.params)
+            bins = await fetch_all(session, _ROLLUP_BINS_SQL, params)
+            groups = await fetch_all(session, _ROLLUP_GROUPS_SQL, params)
+        else:
+            bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), params)
+            groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)
         settlement = Histogram.from_rows(bins, DAY_TENTHS_BIN)
         totals = category_counts(bins, ("rows", "overdue", *DISPLAYED_STATUSES))
         rows = {kind: [r for r in groups if r["kind"] == kind] for kind in _KINDS}

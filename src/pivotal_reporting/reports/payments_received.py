@@ -4,7 +4,12 @@ Rows: payments with ``status = 'completed'`` and ``paid_at`` in ``[fromDate, toD
 Counts cover every currency; ``totalAmount``, ``averageAmount`` and the amount
 distribution cover one currency (the ``currency`` filter, else the organization's base
 currency); ``totalsByCurrency`` has every currency. Months are calendar months in the
-organization's time zone. Served by ``ix_payments_organization_id_paid_at`` (0004).
+organization's time zone. Served by ``ix_payments_organization_id_paid_at`` (0004) and,
+when only the window is filtered, by the monthly rollup (rollups.py) with these facets:
+
+- ``totals``: ``day1`` local month paid, ``key1`` currency, ``key2`` method, ``bin``
+  amount bucket; ``n``, ``amount``.
+- ``customers``: ``key1`` customer name; ``n``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pivotal_reporting.reports.base import (
     ReportFilters,
     fetch_all,
 )
+from pivotal_reporting.reports.rollups import Facet, Rollup
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     CurrencyCode,
@@ -129,6 +135,52 @@ EXPORT_COLUMNS = (
     "paid_month",
 )
 
+_RANGE_ROWS = """FROM {ranges} AS r
+JOIN payments p ON p.organization_id = %(org)s AND p.paid_at >= r.lo AND p.paid_at < r.hi
+ AND p.status = 'completed'"""
+
+ROLLUP = Rollup(
+    report_type="payments_received",
+    instant=True,
+    facets=(
+        Facet(
+            "totals",
+            ("day1", "key1", "key2", "bin", "n", "amount"),
+            f"""
+    SELECT r.month, coalesce(r.month, date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)::date)
+               AS day1,
+           p.currency AS key1, p.method AS key2,
+           width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
+               AS bin,
+           count(*) AS n, sum(p.amount) AS amount
+    {_RANGE_ROWS}
+    GROUP BY 1, 2, 3, 4, 5""",
+        ),
+        Facet(
+            "customers",
+            ("key1", "n"),
+            f"""
+    SELECT r.month, c.name AS key1, count(*) AS n
+    {_RANGE_ROWS}
+    JOIN customers c ON c.organization_id = %(org)s AND c.id = p.customer_id
+    GROUP BY r.month, c.name""",
+        ),
+    ),
+)
+
+# The rows of _TOTALS_SQL and _BY_CUSTOMER_SQL, from the rollup's fresh months.
+_ROLLUP_TOTALS_SQL = f"""
+SELECT to_char(day1, 'YYYY-MM') AS month, key1 AS currency, key2 AS method, bin AS bucket,
+       sum(n)::bigint AS n, sum(amount) AS amount
+FROM ({ROLLUP.rows("totals")}) AS g
+GROUP BY day1, key1, key2, bin
+"""
+
+_ROLLUP_BY_CUSTOMER_SQL = f"""
+SELECT key1 AS key, sum(n)::bigint AS n FROM ({ROLLUP.rows("customers")}) AS g
+GROUP BY key1 ORDER BY key1
+"""
+
 _EXPORT_SQL = f"""
 SELECT {formula_safe("p.id")} AS payment_id, {formula_safe("p.reference")} AS reference,
        {formula_safe("p.invoice_id")} AS invoice_id, {formula_safe("i.invoice_number")} AS invoice_number,
@@ -160,8 +212,22 @@ class PaymentsReceivedReport(Report):
         report_currency = filters.currency or ctx.base_currency
         params = {"from_date": None, "to_date": None, **where.params}
         params["report_currency"] = report_currency
-        groups = await fetch_all(session, _TOTALS_SQL.format(conditions=where.sql), params)
-        customers = await fetch_all(session, _BY_CUSTOMER_SQL.format(conditions=where.sql), params)
+        if filters.customer_id is None and filters.method is None and filters.currency is None:
+            plan = await ROLLUP.plan(
+                session,
+                organization_id=ctx.organization_id,
+                timezone=ctx.timezone,
+                lower=filters.from_date,
+                upper=filters.to_date,
+            )
+            params.update(plan.params)
+            groups = await fetch_all(session, _ROLLUP_TOTALS_SQL, params)
+            customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL, params)
+        else:
+            groups = await fetch_all(session, _TOTALS_SQL.format(conditions=where.sql), params)
+            customers = await fetch_all(
+                session, _BY_CUSTOMER_SQL.format(conditions=where.sql), params
+            )
         in_currency = [g for g in groups if g["currency"].strip() == report_currency]
         amount = money(sum((g["amount"] for g in in_currency), Decimal(0)))
         count = sum(g["n"] for g in in_currency)

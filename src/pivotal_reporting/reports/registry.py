@@ -9,7 +9,9 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from pivotal_reporting.reports.base import Report
+from pivotal_reporting.reports.invoice_settlement_time import ROLLUP as INVOICE_ROLLUP
 from pivotal_reporting.reports.invoice_settlement_time import InvoiceSettlementTimeReport
+from pivotal_reporting.reports.payments_received import ROLLUP as PAYMENT_ROLLUP
 from pivotal_reporting.reports.payments_received import PaymentsReceivedReport
 from pivotal_reporting.reports.quote_cycle_time import ROLLUP as QUOTE_ROLLUP
 from pivotal_reporting.reports.quote_cycle_time import QuoteCycleTimeReport
@@ -30,7 +32,7 @@ REPORTS: MappingProxyType[str, Report] = MappingProxyType(
 )
 
 # The monthly rollups (rollups.py) that ``refresh_rollups`` maintains.
-ROLLUPS: tuple[Rollup, ...] = (QUOTE_ROLLUP, TIME_ROLLUP)
+ROLLUPS: tuple[Rollup, ...] = (QUOTE_ROLLUP, INVOICE_ROLLUP, PAYMENT_ROLLUP, TIME_ROLLUP)
 
 
 def get_report(report_type: str) -> Report:
