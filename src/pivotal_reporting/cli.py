@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+rollups_app = typer.Typer(help="Report rollup tools.", no_args_is_help=True)
+app.add_typer(rollups_app, name="rollups")
 
 
 def _setup(settings: Settings) -> str:
@@ -200,6 +202,20 @@ def cleanup(
     report = asyncio.run(run_cleanup(url, settings.exports_path, dry_run=dry_run))
     for line in describe(report):
         typer.echo(line)
+
+
+@rollups_app.command("refresh")
+def rollups_refresh(
+    org: Annotated[
+        list[str] | None, typer.Option("--org", help="Only these organizations (repeatable).")
+    ] = None,
+) -> None:
+    """Rebuild the report rollups' stale months now (the worker does it every minute)."""
+    from pivotal_reporting.reports.refresh import refresh_all_blocking
+
+    url = _setup(get_settings())
+    for report_type, months in refresh_all_blocking(url, org or None).items():
+        typer.echo(f"{report_type}: {months} months rebuilt")
 
 
 @audit_app.command("verify")

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     retention_cron: str = Field(
         default="17 * * * *", description="When the retention sweep runs (cron)."
     )
+    rollup_cron: str = Field(
+        default="* * * * *", description="When stale report rollup months are rebuilt (cron)."
+    )
     worker_in_process: bool = True
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     db_pool_size: int = Field(default=10, ge=1)

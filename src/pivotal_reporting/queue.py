@@ -10,7 +10,11 @@ import procrastinate
 
 queue_app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(),
-    import_paths=["pivotal_reporting.exports.tasks", "pivotal_reporting.retention.tasks"],
+    import_paths=[
+        "pivotal_reporting.exports.tasks",
+        "pivotal_reporting.retention.tasks",
+        "pivotal_reporting.reports.tasks",
+    ],
 )
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy.orm import Session
 
 from tests.factories import Tenant, create_customer, create_invoice, create_tenant
@@ -17,6 +18,9 @@ from tests.reports.helpers import (
     seconds,
     stats,
 )
+
+# Each test runs on the rows and on freshly rolled-up months (conftest.py).
+pytestmark = pytest.mark.usefixtures("summary_source")
 
 PATH = "invoice-settlement-time"
 TZ = "America/New_York"

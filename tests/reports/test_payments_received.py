@@ -7,10 +7,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy.orm import Session
 
 from tests.factories import Tenant, create_customer, create_payment
 from tests.reports.helpers import check_distribution, ok_summary
+
+# Each test runs on the rows and on freshly rolled-up months (conftest.py).
+pytestmark = pytest.mark.usefixtures("summary_source")
 
 PATH = "payments-received"
 TZ = "America/New_York"

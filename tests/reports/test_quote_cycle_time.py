@@ -7,11 +7,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.factories import Tenant, create_customer, create_project, create_quote
 from tests.reports.helpers import bucket_counts, check_distribution, ok_summary, seconds, stats
+
+# Each test runs on the rows and on freshly rolled-up months (conftest.py).
+pytestmark = pytest.mark.usefixtures("summary_source")
 
 PATH = "quote-cycle-time"
 FROM = datetime(2024, 3, 1, tzinfo=UTC)

@@ -6,10 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy.orm import Session
 
 from tests.factories import Tenant, create_customer, create_project, create_time_entry, create_user
 from tests.reports.helpers import check_distribution, ok_summary, round1, seconds, stats
+
+# Each test runs on the rows and on freshly rolled-up months (conftest.py).
+pytestmark = pytest.mark.usefixtures("summary_source")
 
 PATH = "time-approvals"
 WINDOW = {"fromDate": "2024-03-01T00:00:00Z", "toDate": "2024-04-01T00:00:00Z"}

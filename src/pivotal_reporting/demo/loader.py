@@ -41,6 +41,7 @@ from pivotal_reporting.demo.integrity import (
 from pivotal_reporting.demo.people import SETUP_AT, insert_organization, insert_people
 from pivotal_reporting.demo.random_sql import STREAMS, stream_seed
 from pivotal_reporting.demo.summary import DemoSummary, count_rows
+from pivotal_reporting.reports.refresh import refresh_all_blocking
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def load_demo_data(url: str, *, orgs: int, scale: int, seed: int) -> DemoSummary
         finally:
             control.execute(_SESSION_UNLOCK)
     _analyze(url)
+    refresh_all_blocking(url, [org.org_id for org in plan])
     with psycopg.connect(url) as conn:
         _enter_maintenance(conn)
         return count_rows(conn, [org.org_id for org in plan], seed=seed, scale=scale)
@@ -101,8 +103,10 @@ def ensure_demo_data(url: str) -> None:
             log.info("demo data already loaded (%s exists)", DEMO_ORG_ID)
             return
         _delete_demo_orgs(conn)
-        _load(conn, demo_orgs(DEFAULT_ORGS, DEFAULT_SCALE), DEFAULT_SEED)
+        plan = demo_orgs(DEFAULT_ORGS, DEFAULT_SCALE)
+        _load(conn, plan, DEFAULT_SEED)
     _analyze(url)
+    refresh_all_blocking(url, [org.org_id for org in plan])
 
 
 def _enter_maintenance(conn: psycopg.Connection[Any]) -> None:

@@ -11,6 +11,7 @@ from pivotal_reporting.models.business import (
     TimeEntry,
 )
 from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.models.rollups import RollupChange, RollupMonth, report_rollups
 from pivotal_reporting.models.tenancy import (
     Organization,
     Permission,
@@ -34,8 +35,11 @@ __all__ = [
     "Quote",
     "Role",
     "RolePermission",
+    "RollupChange",
+    "RollupMonth",
     "TimeEntry",
     "User",
     "UserRole",
     "new_id",
+    "report_rollups",
 ]

@@ -252,6 +252,14 @@ class TimeEntry(Base):
             "work_date",
             ("user_id", "project_id", "status", "hours", "billable", "submitted_at", "approved_at"),
         ),
+        # Pending approvals are read from the rows (they depend on "now"): migration 0007.
+        Index(
+            "ix_time_entries_organization_id_work_date_submitted",
+            "organization_id",
+            "work_date",
+            postgresql_include=["hours", "submitted_at"],
+            postgresql_where=text("status = 'submitted'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -182,13 +182,19 @@ class Rollup:
         tz_row = (
             await run("SELECT timezone FROM organizations WHERE id = %(org)s", params)
         ).first()
-        if tz_row is None:
-            await connection.rollback()
+        if tz_row is None:  # the organization is gone: so is its log
+            await run(
+                "DELETE FROM rollup_changes WHERE organization_id = %(org)s "
+                "AND report_type = %(report)s",
+                params,
+            )
+            await connection.commit()
             return 0
         params["tz"] = tz_row[0]
         stale = (
-            await run(
-                """
+            (
+                await run(
+                    """
                 WITH log AS (
                     SELECT id, day FROM rollup_changes
                     WHERE organization_id = %(org)s AND report_type = %(report)s
@@ -202,10 +208,13 @@ class Rollup:
                             WHERE organization_id = %(org)s AND report_type = %(report)s
                               AND timezone <> %(tz)s) AS months) AS months
                 """,
-                params,
+                    params,
+                )
             )
-        ).one()
-        ids, months = list(stale[0]), list(stale[1])
+            .mappings()
+            .one()
+        )
+        ids, months = list(stale["ids"]), list(stale["months"])
         if not months:
             await connection.commit()
             return 0

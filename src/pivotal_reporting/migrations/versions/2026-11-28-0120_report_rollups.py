@@ -123,7 +123,10 @@ def upgrade() -> None:
         sa.Column("amount", sa.Numeric()),
         sa.Column("amount2", sa.Numeric()),
         sa.ForeignKeyConstraint(
-            ["organization_id"], ["organizations.id"], name="fk_report_rollups_organization_id"
+            ["organization_id"],
+            ["organizations.id"],
+            name="fk_report_rollups_organization_id",
+            ondelete="CASCADE",
         ),
     )
     op.create_index(
@@ -142,7 +145,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("organization_id", "report_type", "month", name="pk_rollup_months"),
         sa.ForeignKeyConstraint(
-            ["organization_id"], ["organizations.id"], name="fk_rollup_months_organization_id"
+            ["organization_id"],
+            ["organizations.id"],
+            name="fk_rollup_months_organization_id",
+            ondelete="CASCADE",
         ),
         sa.CheckConstraint(
             "month = date_trunc('month', month)::date", name="ck_rollup_months_month"
@@ -154,9 +160,8 @@ def upgrade() -> None:
         sa.Column("organization_id", sa.Text(), nullable=False),
         sa.Column("report_type", sa.Text(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["organization_id"], ["organizations.id"], name="fk_rollup_changes_organization_id"
-        ),
+        # No foreign key: triggers log deletes cascading from a deleted organization
+        # too; the refresh drops the log of an organization that is gone.
     )
     op.create_index(
         "ix_rollup_changes_organization_id_report_type_day",

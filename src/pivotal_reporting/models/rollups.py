@@ -1,0 +1,101 @@
+"""Report rollups (migration 0007; see ``reports/rollups.py``): derived data only.
+
+``report_rollups`` holds per-month grouped partial aggregates of the summary reports,
+``rollup_months`` which months are built (and in which time zone), ``rollup_changes``
+the trigger-written log of source rows changed since.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pivotal_reporting.models.base import Base, created_at_column
+
+# One group of one facet of a report for one local month (a heap without a key: it is
+# only ever read by range and rebuilt per month). Columns per facet are documented by
+# each report module.
+report_rollups = Table(
+    "report_rollups",
+    Base.metadata,
+    Column(
+        "organization_id",
+        Text,
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("report_type", Text, nullable=False),
+    Column("month", Date, nullable=False),
+    Column("facet", Text, nullable=False),
+    Column("key1", Text),
+    Column("key2", Text),
+    Column("day1", Date),
+    Column("day2", Date),
+    Column("flag", Boolean),
+    Column("bin", Integer),
+    Column("n", BigInteger, nullable=False),
+    Column("total", Float),
+    Column("low", Float),
+    Column("high", Float),
+    Column("amount", Numeric),
+    Column("amount2", Numeric),
+    Index(
+        "ix_report_rollups_organization_id_report_type_facet_month_bin",
+        "organization_id",
+        "report_type",
+        "facet",
+        "month",
+        "bin",
+    ),
+)
+
+
+class RollupMonth(Base):
+    """A built month: fresh while no change is logged within a day of it."""
+
+    __tablename__ = "rollup_months"
+    __table_args__ = (CheckConstraint("month = date_trunc('month', month)::date", name="month"),)
+
+    organization_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    report_type: Mapped[str] = mapped_column(Text, primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    timezone: Mapped[str] = mapped_column(Text)
+    refreshed_at: Mapped[datetime] = created_at_column()
+
+
+class RollupChange(Base):
+    """A UTC date of a report's source rows that changed (no foreign key: a deleted
+    organization's cascade is logged too, and the refresh drops it)."""
+
+    __tablename__ = "rollup_changes"
+    __table_args__ = (
+        Index(
+            "ix_rollup_changes_organization_id_report_type_day",
+            "organization_id",
+            "report_type",
+            "day",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(Text)
+    report_type: Mapped[str] = mapped_column(Text)
+    day: Mapped[date] = mapped_column(Date)

@@ -1,0 +1,311 @@
+"""Monthly rollups (reports/rollups.py): read only while fresh, never a different figure.
+
+Black-box throughout: the API answers, and the database is only touched the way the
+application that owns the rows would (insert, update, delete, rename, a new time zone),
+plus one deliberate tampering of a rollup row to prove which months are read from it.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from pivotal_reporting.reports.refresh import refresh_all_blocking
+from tests.factories import (
+    Tenant,
+    create_customer,
+    create_invoice,
+    create_payment,
+    create_project,
+    create_quote,
+    create_tenant,
+    create_time_entry,
+)
+from tests.reports.helpers import ok_summary
+
+TZ = "America/New_York"
+# January to May 2024 in New York: four whole local months.
+WINDOW = {"fromDate": "2024-01-01T00:00:00-05:00", "toDate": "2024-05-01T00:00:00-04:00"}
+
+
+@pytest.fixture
+def ny_tenant(db: Session, tenant: Tenant) -> Tenant:
+    return create_tenant(db, tenant.settings, timezone=TZ)
+
+
+def _quotes(db: Session, tenant: Tenant, project: Any = None) -> None:
+    for month in (1, 2, 3, 4):
+        for day in (3, 15):
+            decided = datetime(2024, month, day, 18, tzinfo=UTC)
+            create_quote(
+                db,
+                org=tenant.org,
+                project=project,
+                status="accepted",
+                created_at=decided - timedelta(days=month),
+                decided_at=decided,
+            )
+
+
+def _refresh(url: str, tenant: Tenant) -> dict[str, int]:
+    return dict(refresh_all_blocking(url, [tenant.org.id]))
+
+
+def _tamper(db: Session, tenant: Tenant, month: date, extra: int) -> None:
+    """Add ``extra`` to one stored bin of a month: visible only if the month is read."""
+    db.execute(
+        text(
+            "UPDATE report_rollups SET n = n + :extra WHERE ctid = (SELECT ctid FROM "
+            "report_rollups WHERE organization_id = :org AND report_type = 'quote_cycle_time' "
+            "AND facet = 'bins' AND month = :month LIMIT 1)"
+        ),
+        {"extra": extra, "org": tenant.org.id, "month": month},
+    )
+    db.commit()
+
+
+def _logged_changes(db: Session, tenant: Tenant) -> int:
+    return int(
+        db.execute(
+            text("SELECT count(*) FROM rollup_changes WHERE organization_id = :org"),
+            {"org": tenant.org.id},
+        ).scalar_one()
+    )
+
+
+def test_fresh_months_are_read_from_the_rollup_and_a_change_makes_its_month_stale(
+    client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str
+) -> None:
+    _quotes(db, ny_tenant)
+    assert _logged_changes(db, ny_tenant) > 0  # the insert trigger logged the dates
+    rebuilt = _refresh(database_url, ny_tenant)
+    assert rebuilt["quote_cycle_time"] >= 4
+    assert _logged_changes(db, ny_tenant) == 0
+    baseline = ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)["totalQuotes"]
+    assert baseline == 8
+
+    _tamper(db, ny_tenant, date(2024, 2, 1), 1000)
+    read = ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)
+    assert read["totalQuotes"] == 8 + 1000, "a fresh month is read from the rollup"
+
+    # A new quote decided in February: February is read from the rows again at once.
+    added = create_quote(
+        db,
+        org=ny_tenant.org,
+        status="rejected",
+        created_at=datetime(2024, 2, 10, tzinfo=UTC),
+        decided_at=datetime(2024, 2, 20, tzinfo=UTC),
+    )
+    read = ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)
+    assert read["totalQuotes"] == 9
+    assert read["quotesByStatus"] == {"accepted": 8, "rejected": 1, "expired": 0}
+
+    # Updates and deletes are logged the same way, between refreshes too.
+    _refresh(database_url, ny_tenant)
+    db.execute(text("UPDATE quotes SET status = 'expired' WHERE id = :id"), {"id": added.id})
+    db.commit()
+    read = ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)
+    assert read["quotesByStatus"] == {"accepted": 8, "rejected": 0, "expired": 1}
+    _refresh(database_url, ny_tenant)
+    db.execute(text("DELETE FROM quotes WHERE id = :id"), {"id": added.id})
+    db.commit()
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)["totalQuotes"] == 8
+    _refresh(database_url, ny_tenant)
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)["totalQuotes"] == 8
+    assert _logged_changes(db, ny_tenant) == 0
+
+
+def test_a_partial_edge_month_is_read_from_the_rows(
+    client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str
+) -> None:
+    _quotes(db, ny_tenant)
+    _refresh(database_url, ny_tenant)
+    _tamper(db, ny_tenant, date(2024, 4, 1), 1000)
+    # Up to 15 April 12:00 New York: April is only partly inside, so it is not read
+    # from its rollup; the quote of 15 April 18:00 UTC (14:00 local) is outside.
+    window = {"fromDate": WINDOW["fromDate"], "toDate": "2024-04-15T12:00:00-04:00"}
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **window)["totalQuotes"] == 7
+
+
+def test_a_new_time_zone_is_never_served_from_months_built_in_the_old_one(
+    client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str
+) -> None:
+    # 1 March 03:00 UTC is 29 February in New York but 1 March in UTC.
+    for decided in (datetime(2024, 3, 1, 3, tzinfo=UTC), datetime(2024, 2, 10, tzinfo=UTC)):
+        create_quote(
+            db, org=ny_tenant.org, created_at=decided - timedelta(days=1), decided_at=decided
+        )
+    _refresh(database_url, ny_tenant)
+    february_ny = {"fromDate": "2024-02-01T00:00:00-05:00", "toDate": "2024-03-01T00:00:00-05:00"}
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **february_ny)["totalQuotes"] == 2
+
+    db.execute(
+        text("UPDATE organizations SET timezone = 'UTC' WHERE id = :org"), {"org": ny_tenant.org.id}
+    )
+    db.commit()
+    february_utc = {"fromDate": "2024-02-01T00:00:00Z", "toDate": "2024-03-01T00:00:00Z"}
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **february_utc)["totalQuotes"] == 1
+    _refresh(database_url, ny_tenant)
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **february_utc)["totalQuotes"] == 1
+    zones = db.execute(
+        text("SELECT DISTINCT timezone FROM rollup_months WHERE organization_id = :org"),
+        {"org": ny_tenant.org.id},
+    ).scalars()
+    assert set(zones) == {"UTC"}
+
+
+def test_renaming_a_project_is_seen_at_once(
+    client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str
+) -> None:
+    customer = create_customer(db, org=ny_tenant.org)
+    project = create_project(db, org=ny_tenant.org, customer=customer, name="Alpha")
+    _quotes(db, ny_tenant, project=project)
+    _refresh(database_url, ny_tenant)
+    before = ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)
+    assert before["quotesByProject"] == {"Alpha": 8}
+
+    db.execute(text("UPDATE projects SET name = 'Beta' WHERE id = :id"), {"id": project.id})
+    db.commit()
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)["quotesByProject"] == {
+        "Beta": 8
+    }
+    _refresh(database_url, ny_tenant)
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)["quotesByProject"] == {
+        "Beta": 8
+    }
+
+
+def test_deleting_an_organization_takes_its_rollups_and_log_with_it(
+    ny_tenant: Tenant, db: Session, database_url: str
+) -> None:
+    _quotes(db, ny_tenant)
+    _refresh(database_url, ny_tenant)
+    db.execute(text("DELETE FROM organizations WHERE id = :org"), {"org": ny_tenant.org.id})
+    db.commit()
+    _refresh(database_url, ny_tenant)
+    left = db.execute(
+        text(
+            "SELECT (SELECT count(*) FROM report_rollups WHERE organization_id = :org) "
+            "+ (SELECT count(*) FROM rollup_months WHERE organization_id = :org) "
+            "+ (SELECT count(*) FROM rollup_changes WHERE organization_id = :org)"
+        ),
+        {"org": ny_tenant.org.id},
+    ).scalar_one()
+    assert left == 0
+
+
+def _random_rows(db: Session, tenant: Tenant, rng: random.Random) -> None:
+    """About 60 rows per report over eight months, in two currencies, many statuses."""
+    customers = [create_customer(db, org=tenant.org, name=f"Customer {i}") for i in range(3)]
+    projects = [
+        create_project(db, org=tenant.org, customer=customers[i % 3], name=f"Project {i % 2}")
+        for i in range(3)
+    ]
+    start = datetime(2023, 12, 20, tzinfo=UTC)
+
+    def instant() -> datetime:
+        return start + timedelta(seconds=rng.randrange(0, 240 * 86400))
+
+    for _ in range(60):
+        decided = instant()
+        create_quote(
+            db,
+            org=tenant.org,
+            customer=rng.choice(customers),
+            project=rng.choice([*projects, None]),
+            status=rng.choice(["accepted", "rejected", "expired"]),
+            created_at=decided - timedelta(seconds=rng.randrange(0, 40 * 86400)),
+            decided_at=decided,
+        )
+        status = rng.choice(["issued", "part_paid", "paid", "written_off", "void", "draft"])
+        issue = instant().date()
+        total = Decimal(rng.randrange(100, 500000)) / 100
+        paid = {"paid": total, "part_paid": total / 2}.get(status, Decimal("0.00"))
+        create_invoice(
+            db,
+            org=tenant.org,
+            customer=rng.choice(customers),
+            status=status,
+            currency=rng.choice(["USD", "EUR"]),
+            total_amount=total,
+            amount_paid=paid.quantize(Decimal("0.01")),
+            issue_date=issue,
+            due_date=issue + timedelta(days=rng.choice([0, 15, 30])),
+            paid_at=instant() if status == "paid" else None,
+        )
+        create_payment(
+            db,
+            org=tenant.org,
+            customer=rng.choice(customers),
+            amount=Decimal(rng.randrange(100, 2000000)) / 100,
+            currency=rng.choice(["USD", "EUR"]),
+            method=rng.choice(["bank_transfer", "credit_card", "check"]),
+            status=rng.choice(["completed", "completed", "failed"]),
+            paid_at=instant(),
+        )
+        submitted = instant()
+        create_time_entry(
+            db,
+            org=tenant.org,
+            user=rng.choice([tenant.viewer, tenant.admin]),
+            project=rng.choice(projects),
+            status=rng.choice(["draft", "submitted", "approved", "approved", "rejected"]),
+            work_date=submitted.date(),
+            hours=Decimal(rng.randrange(25, 1000)) / 100,
+            billable=rng.random() < 0.7,
+            submitted_at=submitted,
+        )
+
+
+def _random_window(rng: random.Random) -> dict[str, str]:
+    lower = datetime(2023, 12, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(0, 200 * 86400))
+    upper = lower + timedelta(seconds=rng.randrange(3600, 200 * 86400))
+    offset = rng.choice(["Z", "-05:00", "+09:30"])
+    window: dict[str, str] = {}
+    if rng.random() < 0.9:
+        window["fromDate"] = lower.strftime("%Y-%m-%dT%H:%M:%S") + offset
+    if rng.random() < 0.9:
+        window["toDate"] = upper.strftime("%Y-%m-%dT%H:%M:%S") + offset
+    return window
+
+
+PATHS = ("quote-cycle-time", "invoice-settlement-time", "payments-received", "time-approvals")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_windows_answer_alike_from_rows_and_from_rollups(
+    client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str, seed: int
+) -> None:
+    rng = random.Random(seed)
+    _random_rows(db, ny_tenant, rng)
+    windows = [_random_window(rng) for _ in range(12)]
+    windows += [WINDOW, {}]
+    as_of = {"asOf": "2024-03-15T12:00:00-04:00"}
+
+    def answers() -> list[dict[str, Any]]:
+        found = []
+        for window in windows:
+            for path in PATHS:
+                extra = as_of if path.startswith("inv") else {}
+                answer = ok_summary(client, ny_tenant, path, **window, **extra)
+                # Pending ages are measured from "now", which moves between the passes.
+                answer.pop("averagePendingAgeDays", None)
+                answer.pop("oldestPendingAgeDays", None)
+                found.append(answer)
+        return found
+
+    from_rows = answers()  # nothing built yet: every month is read from the rows
+    assert _refresh(database_url, ny_tenant)["time_approvals"] >= 8
+    from_rollups = answers()
+    for rows, rolled_up, (window, path) in zip(
+        from_rows, from_rollups, [(w, p) for w in windows for p in PATHS], strict=True
+    ):
+        assert rolled_up == rows, (path, window)
+    assert sum(a["totalQuotes"] for a in from_rows[0::4]) > 100, "the windows hold data"
