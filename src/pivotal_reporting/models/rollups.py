@@ -62,6 +62,19 @@ report_rollups = Table(
         "facet",
         "month",
         "bin",
+        postgresql_include=[
+            "key1",
+            "key2",
+            "day1",
+            "day2",
+            "flag",
+            "n",
+            "total",
+            "low",
+            "high",
+            "amount",
+            "amount2",
+        ],
     ),
 )
 

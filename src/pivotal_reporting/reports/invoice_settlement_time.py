@@ -251,13 +251,17 @@ ROLLUP = Rollup(
     ),
 )
 
-# The rows of _BINS_SQL: unpaid groups get their days outstanding and overdue flag
-# from asOf here (one time-zone conversion per group), paid bins are added as stored.
-_ROLLUP_BINS_SQL = f"""
-WITH unpaid AS (
+# One statement reads each facet once (a stale month's rows are the costly part) and
+# answers two kinds of rows: "bins", the rows _BINS_SQL gives (unpaid groups get their
+# days outstanding and overdue flag from asOf here, one time-zone conversion per group;
+# paid bins are added as stored), and "currency" / "overdue", those of _GROUPS_SQL.
+_ROLLUP_SQL = f"""
+WITH unpaid_groups AS MATERIALIZED ({ROLLUP.rows("unpaid")}
+), paid_groups AS MATERIALIZED ({ROLLUP.rows("paid")}
+), unpaid AS (
     SELECT key1 AS status, key2 AS currency, day1, day2, flag,
            sum(n) AS n, sum(amount2) AS balance
-    FROM ({ROLLUP.rows("unpaid")}) AS g
+    FROM unpaid_groups
     GROUP BY 1, 2, 3, 4, 5
 ), outstanding AS (
     SELECT *,
@@ -266,38 +270,43 @@ WITH unpaid AS (
            (status IN {_OPEN} AND day2 < %(as_of_date)s AND flag) AS late
     FROM unpaid
 )
-SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, sum(n) FILTER (WHERE s IS NOT NULL)::bigint AS n,
+SELECT 'bins' AS kind, NULL::text AS key, {bin_sql("s", DAY_TENTHS_BIN)} AS bin,
+       sum(n) FILTER (WHERE s IS NOT NULL)::bigint AS n,
        sum(s * n) AS total, min(s) AS low, max(s) AS high, sum(n)::bigint AS rows,
        sum(n) FILTER (WHERE late)::bigint AS overdue,
        sum(balance) FILTER (WHERE late AND currency = %(report_currency)s) AS overdue_amount,
        sum(n) FILTER (WHERE NOT late AND status = 'issued')::bigint AS issued,
        sum(n) FILTER (WHERE NOT late AND status = 'part_paid')::bigint AS part_paid,
        0::bigint AS paid,
-       sum(n) FILTER (WHERE status = 'written_off')::bigint AS written_off
+       sum(n) FILTER (WHERE status = 'written_off')::bigint AS written_off,
+       NULL::numeric AS amount
 FROM outstanding
-GROUP BY 1
+GROUP BY 3
 UNION ALL
-SELECT bin, sum(n)::bigint, sum(total), min(low), max(high), sum(n)::bigint,
-       0, NULL, 0, 0, sum(n)::bigint, 0
-FROM ({ROLLUP.rows("paid")}) AS g
+SELECT 'bins', NULL, bin, sum(n)::bigint, sum(total), min(low), max(high), sum(n)::bigint,
+       0, NULL, 0, 0, sum(n)::bigint, 0, NULL
+FROM paid_groups
 GROUP BY bin
-"""
-
-_ROLLUP_GROUPS_SQL = f"""
-SELECT 'currency' AS kind, currency AS key, sum(n)::bigint AS n, sum(amount) AS amount
-FROM (SELECT key1 AS currency, n, amount FROM ({ROLLUP.rows("paid")}) AS p
+UNION ALL
+SELECT 'currency', currency, NULL, sum(n)::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, sum(amount)
+FROM (SELECT key1 AS currency, n, amount FROM paid_groups
       UNION ALL
-      SELECT key2, n, amount FROM ({ROLLUP.rows("unpaid")}) AS u) AS invoiced
+      SELECT key2, n, amount FROM unpaid_groups) AS invoiced
 GROUP BY currency
 UNION ALL
-SELECT 'overdue', key2, sum(n)::bigint, sum(amount2)
-FROM ({ROLLUP.rows("unpaid")}) AS u
+SELECT 'overdue', key2, NULL, sum(n)::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, sum(amount2)
+FROM unpaid_groups
 WHERE key1 IN {_OPEN} AND day2 < %(as_of_date)s AND flag
 GROUP BY key2
-UNION ALL
-SELECT 'customer', key1, sum(n)::bigint, NULL FROM ({ROLLUP.rows("customers")}) AS c
+"""
+
+_ROLLUP_BY_CUSTOMER_SQL = f"""
+SELECT 'customer' AS kind, key1 AS key, sum(n)::bigint AS n, NULL::numeric AS amount
+FROM ({ROLLUP.rows("customers")}) AS c
 GROUP BY key1
-ORDER BY 1, 2
+ORDER BY key1
 """
 
 EXPORT_COLUMNS = (
@@ -361,8 +370,10 @@ class InvoiceSettlementTimeReport(Report):
                 upper=params["end_day"],
             )
             params.update(plan.params)
-            bins = await fetch_all(session, _ROLLUP_BINS_SQL, params)
-            groups = await fetch_all(session, _ROLLUP_GROUPS_SQL, params)
+            parts = await fetch_all(session, _ROLLUP_SQL, params)
+            bins = [row for row in parts if row["kind"] == "bins"]
+            groups = [row for row in parts if row["kind"] != "bins"]
+            groups += await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL, params)
         else:
             bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), params)
             groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)

@@ -288,4 +288,9 @@ async def refresh_rollups(
             for organization_id in organization_ids:
                 months = await rollup.refresh(connection, organization_id)
                 rebuilt[rollup.report_type] = rebuilt.get(rollup.report_type, 0) + months
+    if any(rebuilt.values()):
+        # Requests read months by index-only scans: mark the new pages all-visible.
+        async with database.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.exec_driver_sql("VACUUM (ANALYZE) report_rollups")
     return rebuilt
