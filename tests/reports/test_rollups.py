@@ -58,15 +58,17 @@ def _refresh(url: str, tenant: Tenant) -> dict[str, int]:
     return dict(refresh_all_blocking(url, [tenant.org.id]))
 
 
-def _tamper(db: Session, tenant: Tenant, month: date, extra: int) -> None:
-    """Add ``extra`` to one stored bin of a month: visible only if the month is read."""
+def _tamper(
+    db: Session, tenant: Tenant, period: date, extra: int, grain: str = "month", facet: str = "bins"
+) -> None:
+    """Add ``extra`` to one stored group of a period: visible only if the period is read."""
     db.execute(
         text(
             "UPDATE report_rollups SET n = n + :extra WHERE ctid = (SELECT ctid FROM "
             "report_rollups WHERE organization_id = :org AND report_type = 'quote_cycle_time' "
-            "AND facet = 'bins' AND month = :month LIMIT 1)"
+            "AND facet = :facet AND grain = :grain AND period = :period LIMIT 1)"
         ),
-        {"extra": extra, "org": tenant.org.id, "month": month},
+        {"extra": extra, "org": tenant.org.id, "period": period, "grain": grain, "facet": facet},
     )
     db.commit()
 
@@ -95,7 +97,8 @@ def test_fresh_months_are_read_from_the_rollup_and_a_change_makes_its_month_stal
     read = ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)
     assert read["totalQuotes"] == 8 + 1000, "a fresh month is read from the rollup"
 
-    # A new quote decided in February: February is read from the rows again at once.
+    # A new quote decided on 20 February: February is read from its days again at once,
+    # and 19 to 21 February from the rows.
     added = create_quote(
         db,
         org=ny_tenant.org,
@@ -122,16 +125,26 @@ def test_fresh_months_are_read_from_the_rollup_and_a_change_makes_its_month_stal
     assert _logged_changes(db, ny_tenant) == 0
 
 
-def test_a_partial_edge_month_is_read_from_the_rows(
+def test_a_partial_month_is_read_from_its_days_and_a_partial_day_from_the_rows(
     client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str
 ) -> None:
     _quotes(db, ny_tenant)
     _refresh(database_url, ny_tenant)
     _tamper(db, ny_tenant, date(2024, 4, 1), 1000)
-    # Up to 15 April 12:00 New York: April is only partly inside, so it is not read
-    # from its rollup; the quote of 15 April 18:00 UTC (14:00 local) is outside.
+    # Up to 15 April 12:00 New York: April is only partly inside, so its month is not
+    # read; the quote of 15 April 18:00 UTC (14:00 local) is outside.
     window = {"fromDate": WINDOW["fromDate"], "toDate": "2024-04-15T12:00:00-04:00"}
     assert ok_summary(client, ny_tenant, "quote-cycle-time", **window)["totalQuotes"] == 7
+    # 3 April (a whole day inside) is read from its day, for the facets kept daily
+    # (quotes per project; the cycle-time bins of a day are read from the rows).
+    _tamper(db, ny_tenant, date(2024, 4, 3), 100, grain="day", facet="projects")
+    read = ok_summary(client, ny_tenant, "quote-cycle-time", **window)
+    assert read["quotesByProject"] == {"(no project)": 107}
+    assert read["totalQuotes"] == 7
+    # 15 April is only partly inside: never read from its day.
+    _tamper(db, ny_tenant, date(2024, 4, 15), 10, grain="day", facet="projects")
+    read = ok_summary(client, ny_tenant, "quote-cycle-time", **window)
+    assert read["quotesByProject"] == {"(no project)": 107}
 
 
 def test_a_new_time_zone_is_never_served_from_months_built_in_the_old_one(
@@ -155,7 +168,7 @@ def test_a_new_time_zone_is_never_served_from_months_built_in_the_old_one(
     _refresh(database_url, ny_tenant)
     assert ok_summary(client, ny_tenant, "quote-cycle-time", **february_utc)["totalQuotes"] == 1
     zones = db.execute(
-        text("SELECT DISTINCT timezone FROM rollup_months WHERE organization_id = :org"),
+        text("SELECT DISTINCT timezone FROM rollup_periods WHERE organization_id = :org"),
         {"org": ny_tenant.org.id},
     ).scalars()
     assert set(zones) == {"UTC"}
@@ -193,7 +206,7 @@ def test_deleting_an_organization_takes_its_rollups_and_log_with_it(
     left = db.execute(
         text(
             "SELECT (SELECT count(*) FROM report_rollups WHERE organization_id = :org) "
-            "+ (SELECT count(*) FROM rollup_months WHERE organization_id = :org) "
+            "+ (SELECT count(*) FROM rollup_periods WHERE organization_id = :org) "
             "+ (SELECT count(*) FROM rollup_changes WHERE organization_id = :org)"
         ),
         {"org": ny_tenant.org.id},
@@ -309,3 +322,27 @@ def test_random_windows_answer_alike_from_rows_and_from_rollups(
     ):
         assert rolled_up == rows, (path, window)
     assert sum(a["totalQuotes"] for a in from_rows[0::4]) > 100, "the windows hold data"
+
+    # Scattered changes: a few periods stale, the rest fresh, and the answers are still
+    # those of the rows alone (every period made stale at once, below).
+    for statement in _SCATTERED_CHANGES:
+        for _ in range(3):
+            db.execute(text(statement), {"org": ny_tenant.org.id, "k": rng.randrange(0, 50)})
+    db.commit()
+    mixed = answers()
+    db.execute(
+        text("UPDATE rollup_periods SET timezone = 'Etc/Unknown' WHERE organization_id = :org"),
+        {"org": ny_tenant.org.id},
+    )
+    db.commit()
+    assert mixed == answers()
+
+
+_PICK = "(SELECT id FROM {table} WHERE organization_id = :org ORDER BY id OFFSET :k LIMIT 1)"
+_SCATTERED_CHANGES = (
+    "UPDATE quotes SET status = CASE status WHEN 'accepted' THEN 'rejected' ELSE 'accepted' END "
+    f"WHERE id = {_PICK.format(table='quotes')}",
+    f"UPDATE invoices SET due_date = issue_date WHERE id = {_PICK.format(table='invoices')}",
+    f"UPDATE payments SET amount = amount + 1 WHERE id = {_PICK.format(table='payments')}",
+    f"DELETE FROM time_entries WHERE id = {_PICK.format(table='time_entries')}",
+)

@@ -11,7 +11,7 @@ from pivotal_reporting.models.business import (
     TimeEntry,
 )
 from pivotal_reporting.models.export_job import ExportJob
-from pivotal_reporting.models.rollups import RollupChange, RollupMonth, report_rollups
+from pivotal_reporting.models.rollups import RollupChange, RollupPeriod, report_rollups
 from pivotal_reporting.models.tenancy import (
     Organization,
     Permission,
@@ -36,7 +36,7 @@ __all__ = [
     "Role",
     "RolePermission",
     "RollupChange",
-    "RollupMonth",
+    "RollupPeriod",
     "TimeEntry",
     "User",
     "UserRole",

@@ -1,7 +1,7 @@
 """Report rollups (migration 0007; see ``reports/rollups.py``): derived data only.
 
-``report_rollups`` holds per-month grouped partial aggregates of the summary reports,
-``rollup_months`` which months are built (and in which time zone), ``rollup_changes``
+``report_rollups`` holds per-month and per-day grouped partial aggregates of the summary
+reports, ``rollup_periods`` which periods are built (and in which time zone), ``rollup_changes``
 the trigger-written log of source rows changed since.
 """
 
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from pivotal_reporting.models.base import Base, created_at_column
 
-# One group of one facet of a report for one local month (a heap without a key: it is
+# One group of one facet of a report for one local month or day (a heap without a key: it is
 # only ever read by range and rebuilt per month). Columns per facet are documented by
 # each report module.
 report_rollups = Table(
@@ -41,7 +41,8 @@ report_rollups = Table(
         nullable=False,
     ),
     Column("report_type", Text, nullable=False),
-    Column("month", Date, nullable=False),
+    Column("grain", Text, nullable=False),
+    Column("period", Date, nullable=False),
     Column("facet", Text, nullable=False),
     Column("key1", Text),
     Column("key2", Text),
@@ -56,11 +57,12 @@ report_rollups = Table(
     Column("amount", Numeric),
     Column("amount2", Numeric),
     Index(
-        "ix_report_rollups_organization_id_report_type_facet_month_bin",
+        "ix_report_rollups_lookup",
         "organization_id",
         "report_type",
         "facet",
-        "month",
+        "grain",
+        "period",
         "bin",
         postgresql_include=[
             "key1",
@@ -79,17 +81,23 @@ report_rollups = Table(
 )
 
 
-class RollupMonth(Base):
-    """A built month: fresh while no change is logged within a day of it."""
+class RollupPeriod(Base):
+    """A built month or day: fresh while no change is logged within a day of it."""
 
-    __tablename__ = "rollup_months"
-    __table_args__ = (CheckConstraint("month = date_trunc('month', month)::date", name="month"),)
+    __tablename__ = "rollup_periods"
+    __table_args__ = (
+        CheckConstraint(
+            "grain = 'day' OR (grain = 'month' AND period = date_trunc('month', period)::date)",
+            name="grain",
+        ),
+    )
 
     organization_id: Mapped[str] = mapped_column(
         Text, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
     report_type: Mapped[str] = mapped_column(Text, primary_key=True)
-    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    grain: Mapped[str] = mapped_column(Text, primary_key=True)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
     timezone: Mapped[str] = mapped_column(Text)
     refreshed_at: Mapped[datetime] = created_at_column()
 

@@ -7,7 +7,7 @@ outstanding) for open ones (issued, part_paid); written-off invoices have none. 
 invoice is **overdue** when ``due_date`` is before ``asOf``'s date, ``balance_due > 0``
 and it is not paid, void or written off. Served by
 ``ix_invoices_organization_id_issue_date`` (0004) and, when only the window (and
-``asOf``) is given, by the monthly rollup (rollups.py) with these facets:
+``asOf``) is given, by the rollups (rollups.py) with these facets:
 
 - ``paid``: ``key1`` currency, ``bin`` settlement-time bin; ``n``, ``total``, ``low``,
   ``high``, ``amount`` total_amount.
@@ -221,9 +221,9 @@ ROLLUP = Rollup(
             "paid",
             ("key1", "bin", "n", "total", "low", "high", "amount"),
             f"""
-    SELECT month, currency AS key1, {bin_sql("s", DAY_TENTHS_BIN)} AS bin,
+    SELECT period, currency AS key1, {bin_sql("s", DAY_TENTHS_BIN)} AS bin,
            {histogram_columns("s")}, sum(total_amount) AS amount
-    FROM (SELECT r.month, i.currency, i.total_amount,
+    FROM (SELECT r.period, i.currency, i.total_amount,
                  greatest(0, date_part('epoch', i.paid_at)
                              - {local_midnight_epoch("i.issue_date")}) AS s
           {_RANGE_ROWS} AND i.status = 'paid') AS paid
@@ -233,20 +233,21 @@ ROLLUP = Rollup(
             "unpaid",
             ("key1", "key2", "day1", "day2", "flag", "n", "amount", "amount2"),
             f"""
-    SELECT r.month, i.status AS key1, i.currency AS key2, i.issue_date AS day1,
+    SELECT r.period, i.status AS key1, i.currency AS key2, i.issue_date AS day1,
            i.due_date AS day2, i.balance_due > 0 AS flag,
            count(*) AS n, sum(i.total_amount) AS amount, sum(i.balance_due) AS amount2
     {_RANGE_ROWS} AND i.status <> 'paid'
     GROUP BY 1, 2, 3, 4, 5, 6""",
+            daily=True,
         ),
         Facet(
             "customers",
             ("key1", "n"),
             f"""
-    SELECT r.month, c.name AS key1, count(*) AS n
+    SELECT r.period, c.name AS key1, count(*) AS n
     {_RANGE_ROWS}
     JOIN customers c ON c.organization_id = %(org)s AND c.id = i.customer_id
-    GROUP BY r.month, c.name""",
+    GROUP BY r.period, c.name""",
         ),
     ),
 )

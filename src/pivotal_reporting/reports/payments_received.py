@@ -5,7 +5,7 @@ Counts cover every currency; ``totalAmount``, ``averageAmount`` and the amount
 distribution cover one currency (the ``currency`` filter, else the organization's base
 currency); ``totalsByCurrency`` has every currency. Months are calendar months in the
 organization's time zone. Served by ``ix_payments_organization_id_paid_at`` (0004) and,
-when only the window is filtered, by the monthly rollup (rollups.py) with these facets:
+when only the window is filtered, by the rollups (rollups.py) with these facets:
 
 - ``totals``: ``day1`` local month paid, ``key1`` currency, ``key2`` method, ``bin``
   amount bucket; ``n``, ``amount``.
@@ -147,7 +147,7 @@ ROLLUP = Rollup(
             "totals",
             ("day1", "key1", "key2", "bin", "n", "amount"),
             f"""
-    SELECT r.month, coalesce(r.month, date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)::date)
+    SELECT r.period, coalesce(r.month, date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)::date)
                AS day1,
            p.currency AS key1, p.method AS key2,
            width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
@@ -155,15 +155,16 @@ ROLLUP = Rollup(
            count(*) AS n, sum(p.amount) AS amount
     {_RANGE_ROWS}
     GROUP BY 1, 2, 3, 4, 5""",
+            daily=True,
         ),
         Facet(
             "customers",
             ("key1", "n"),
             f"""
-    SELECT r.month, c.name AS key1, count(*) AS n
+    SELECT r.period, c.name AS key1, count(*) AS n
     {_RANGE_ROWS}
     JOIN customers c ON c.organization_id = %(org)s AND c.id = p.customer_id
-    GROUP BY r.month, c.name""",
+    GROUP BY r.period, c.name""",
         ),
     ),
 )

@@ -3,7 +3,7 @@
 Rows: quotes decided (accepted, rejected, expired) with ``decided_at`` in
 ``[fromDate, toDate)``; cycle time = ``decided_at - created_at`` in days. Served by the
 covering index ``ix_quotes_organization_id_decided_at`` (migration 0004) and, when only
-the window is filtered, by the monthly rollup (rollups.py) with these facets:
+the window is filtered, by the rollups (rollups.py) with these facets:
 
 - ``bins``: ``key1`` status, ``bin`` cycle-time bin; ``n``, ``total``, ``low``, ``high``.
 - ``projects``: ``key1`` project name (the published key); ``n``.
@@ -117,19 +117,20 @@ ROLLUP = Rollup(
             "bins",
             ("key1", "bin", "n", "total", "low", "high"),
             f"""
-    SELECT r.month, q.status AS key1, {bin_sql(_SECONDS, DAY_TENTHS_BIN)} AS bin,
+    SELECT r.period, q.status AS key1, {bin_sql(_SECONDS, DAY_TENTHS_BIN)} AS bin,
            {histogram_columns(_SECONDS)}
     {_RANGE_ROWS}
-    GROUP BY r.month, q.status, 3""",
+    GROUP BY r.period, q.status, 3""",
         ),
         Facet(
             "projects",
             ("key1", "n"),
             f"""
-    SELECT r.month, coalesce(p.name, '{NO_PROJECT}') AS key1, count(*) AS n
+    SELECT r.period, coalesce(p.name, '{NO_PROJECT}') AS key1, count(*) AS n
     {_RANGE_ROWS}
     LEFT JOIN projects p ON p.organization_id = %(org)s AND p.id = q.project_id
-    GROUP BY r.month, 2""",
+    GROUP BY r.period, 2""",
+            daily=True,
         ),
     ),
 )

@@ -1,22 +1,25 @@
-"""Monthly rollups: whole months of a window read pre-grouped, the rest from the rows.
+"""Rollups: whole months and days of a window read pre-grouped, the rest from the rows.
 
 A report's summary groups its window's rows into a few **facets** (histogram bins,
 counts per project, ...), then adds the groups up. Those partial aggregates can be
-computed once per local calendar month and stored (``report_rollups``, migration 0007):
-a one-year window then reads twelve months of groups plus the rows of its partial
-edge days, instead of half a million rows.
+computed once per local calendar **month** and per local **day** and stored
+(``report_rollups``, migration 0007): a one-year window then reads twelve months of
+groups (and the days of a partial month) plus the rows of its partial edge days,
+instead of half a million rows.
 
-Exactness is the contract, so a month is only read from the rollup when it is
+Exactness is the contract, so a period is only read from the rollup when it is
 **fresh**: built in the organization's current time zone and with no change logged
 (``rollup_changes``, written by statement triggers on the source tables) within a day
-of it. Everything else in the window (the edges, stale or unbuilt months) is read from
-the source rows by the very same facet SQL, so both halves add up alike. A stale month
-costs speed, never a wrong figure; ``refresh`` (the periodic task, the CLI and the demo
-loader) rebuilds stale months and consumes the log.
+of it. Everything else in the window (the edges, stale or unbuilt periods) is read from
+the source rows by the very same facet SQL, so all parts add up alike. A change costs
+speed until the next refresh, never a wrong figure: the month it falls in and the
+three days around it are read from finer periods or the rows. ``refresh`` (the
+periodic task, the CLI and the demo loader) rebuilds stale periods and consumes the log.
 
-Each facet's SQL reads its rows through ``{ranges}``: a relation ``r(month, lo, hi)``
-of half-open ranges of the window column, with ``month`` the rollup month being built
-or NULL when answering a request.
+Each facet's SQL reads its rows through ``{ranges}``: a relation
+``r(period, month, lo, hi)`` of half-open ranges of the window column, with ``period``
+the rollup period being built (and ``month`` its local month) or both NULL when
+answering a request.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from pivotal_reporting.db import Database
 from pivotal_reporting.reports.base import fetch_all
 
+GRAINS = ("month", "day")
+# Raw ranges a request may read per facet (the window's two edges and two runs of
+# stale periods); more, and the plan reads more raw rather than more ranges.
+RAW_SLOTS = 4
+# The length of a period of the row's grain (SQL, for rows of rollup_periods).
+_STEP = "CASE rp.grain WHEN 'month' THEN interval '1 month' ELSE interval '1 day' END"
 _EARLIEST_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
 _LATEST_INSTANT = datetime(9999, 12, 30, tzinfo=UTC)
 
@@ -40,13 +49,16 @@ _LATEST_INSTANT = datetime(9999, 12, 30, tzinfo=UTC)
 class Facet:
     """One grouped partial aggregate of a report: its SQL and the rollup columns it fills.
 
-    ``sql`` selects ``month`` and then exactly ``columns`` (names of ``report_rollups``
-    columns), grouped by month and its keys, from rows in ``{ranges}``.
+    ``sql`` selects ``r.period`` and then exactly ``columns`` (names of
+    ``report_rollups`` columns), grouped by period and its keys, from rows in ``{ranges}``.
     """
 
     name: str
     columns: tuple[str, ...]
     sql: str
+    # Also rolled up per day? Only where a day's groups are far fewer than its rows
+    # (not for one group per customer or per fine bin); else a day is read raw.
+    daily: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,37 +76,57 @@ class Rollup:
     def _bound_type(self) -> str:
         return "timestamptz" if self.instant else "date"
 
-    def _month_range(self, month: str) -> str:
-        """``lo, hi`` of a local month: its midnights (instants) or its first days."""
+    def _period_range(self, period: str, step: str) -> str:
+        """``lo, hi`` of a local period: its midnights (instants) or its first days."""
         if self.instant:
             return (
-                f"({month})::timestamp AT TIME ZONE %(tz)s, "
-                f"(({month}) + interval '1 month')::timestamp AT TIME ZONE %(tz)s"
+                f"({period})::timestamp AT TIME ZONE %(tz)s, "
+                f"(({period}) + {step})::timestamp AT TIME ZONE %(tz)s"
             )
-        return f"({month}), (({month}) + interval '1 month')::date"
+        return f"({period}), (({period}) + {step})::date"
 
-    def _request_ranges(self) -> str:
+    def _request_range(self, slot: str) -> str:
+        """One raw range of a request as scalar parameters (``<slot>_lo``, ``<slot>_hi``).
+
+        Scalars, not an array: the planner then estimates the range's rows from the
+        values themselves (an array join would be guessed at a third of the table).
+        """
         return (
-            f"(SELECT NULL::date AS month, lo, hi FROM unnest(%(raw_lo)s::{self._bound_type}[], "
-            f"%(raw_hi)s::{self._bound_type}[]) AS u(lo, hi))"
+            f"(SELECT NULL::date AS period, NULL::date AS month, "
+            f"%({slot}_lo)s::{self._bound_type} AS lo, %({slot}_hi)s::{self._bound_type} AS hi)"
         )
 
     def rows(self, facet: str, where: str = "") -> str:
-        """A facet's groups over the window: fresh rollup months, then the raw ranges.
+        """A facet's groups over the window: fresh months, fresh days, then raw ranges.
 
         Selects the facet's ``columns``, only the groups meeting ``where`` (a condition
-        on those columns) if given; params come from ``RollupPlan.params``.
+        on those columns) if given; params come from ``RollupPlan.params``. The raw part
+        is fenced (``OFFSET 0``): pushed into the row scan, ``where`` would hide the
+        window's ranges from the planner's estimates.
         """
         f = self.facet(facet)
         columns = ", ".join(f.columns)
         only = f"AND {where}" if where else ""
+        stored = (
+            f"SELECT {columns} FROM report_rollups "
+            f"WHERE organization_id = %(org)s AND report_type = '{self.report_type}' "
+            f"AND facet = '{f.name}' AND grain = '{{grain}}' "
+            f"AND period = ANY(%(rollup_{{grain}}s)s::date[]) {only}"
+        )
+        days = f"{stored.format(grain='day')}\n    UNION ALL" if f.daily else ""
+        # A facet kept daily reads fresh days from the rollup and the rest raw; any
+        # other reads everything outside the fresh months raw.
+        slot = "raw" if f.daily else "gap"
+        raw = "\n    UNION ALL\n".join(
+            f"SELECT {columns} FROM ({f.sql.format(ranges=self._request_range(f'{slot}{k}'))} "
+            f"OFFSET 0) AS raw_{f.name}_{k} WHERE true {only}"
+            for k in range(RAW_SLOTS)
+        )
         return f"""
-    SELECT {columns} FROM report_rollups
-    WHERE organization_id = %(org)s AND report_type = '{self.report_type}'
-      AND facet = '{f.name}' AND month = ANY(%(rollup_months)s::date[]) {only}
+    {stored.format(grain="month")}
     UNION ALL
-    SELECT {columns} FROM ({f.sql.format(ranges=self._request_ranges())}) AS raw_{f.name}
-    WHERE true {only}"""
+    {days}
+    {raw}"""
 
     async def plan(
         self,
@@ -105,26 +137,25 @@ class Rollup:
         lower: datetime | date | None,
         upper: datetime | date | None,
     ) -> RollupPlan:
-        """Split ``[lower, upper)`` into fresh rollup months and raw ranges."""
+        """Split ``[lower, upper)`` into fresh months, fresh days and raw ranges."""
         low: Any = lower if lower is not None else self._earliest
         high: Any = upper if upper is not None else self._latest
-        months = await fetch_all(
+        fresh = await fetch_all(
             session,
             f"""
-            SELECT m.month, m.lo, m.hi
-            FROM (SELECT rm.month, {self._month_range("rm.month")}
-                  FROM rollup_months rm
-                  WHERE rm.organization_id = %(org)s AND rm.report_type = %(report)s
-                    AND rm.timezone = %(tz)s
+            SELECT f.grain, f.period, f.lo, f.hi
+            FROM (SELECT rp.grain, rp.period, {self._period_range("rp.period", _STEP)}
+                  FROM rollup_periods rp
+                  WHERE rp.organization_id = %(org)s AND rp.report_type = %(report)s
+                    AND rp.timezone = %(tz)s
                     AND NOT EXISTS (
                         SELECT 1 FROM rollup_changes c
-                        WHERE c.organization_id = rm.organization_id
-                          AND c.report_type = rm.report_type
-                          AND c.day BETWEEN rm.month - 1
-                                        AND (rm.month + interval '1 month')::date)
-                 ) AS m(month, lo, hi)
-            WHERE m.lo >= %(low)s::{self._bound_type} AND m.hi <= %(high)s::{self._bound_type}
-            ORDER BY m.month
+                        WHERE c.organization_id = rp.organization_id
+                          AND c.report_type = rp.report_type
+                          AND c.day BETWEEN rp.period - 1 AND (rp.period + {_STEP})::date)
+                 ) AS f(grain, period, lo, hi)
+            WHERE f.lo >= %(low)s::{self._bound_type} AND f.hi <= %(high)s::{self._bound_type}
+            ORDER BY f.lo
             """,
             {
                 "org": organization_id,
@@ -134,18 +165,13 @@ class Rollup:
                 "high": high,
             },
         )
-        raw_lo: list[Any] = []
-        raw_hi: list[Any] = []
-        cursor = low
-        for m in months:
-            if cursor < m["lo"]:
-                raw_lo.append(cursor)
-                raw_hi.append(m["lo"])
-            cursor = m["hi"]
-        if cursor < high:
-            raw_lo.append(cursor)
-            raw_hi.append(high)
-        return RollupPlan([m["month"] for m in months], raw_lo, raw_hi)
+        months, gaps = _cover([(low, high)], [p for p in fresh if p["grain"] == "month"])
+        if len(gaps) > RAW_SLOTS:  # stale months scattered all over: read it all raw
+            months, gaps = [], [(low, high)]
+        days, raw = _cover(gaps, [p for p in fresh if p["grain"] == "day"])
+        if len(raw) > RAW_SLOTS:
+            days, raw = [], gaps
+        return RollupPlan(months, days, raw, gaps, empty=low)
 
     @property
     def _earliest(self) -> datetime | date:
@@ -156,7 +182,7 @@ class Rollup:
         return _LATEST_INSTANT if self.instant else date(9999, 12, 1)
 
     async def refresh(self, connection: AsyncConnection, organization_id: str) -> int:
-        """Rebuild this organization's stale months; the number of months rebuilt.
+        """Rebuild this organization's stale periods; the number rebuilt.
 
         Runs in its own REPEATABLE READ transaction on ``connection`` (so the log rows
         it consumes are exactly those its rebuild has seen), serialized per organization
@@ -198,15 +224,22 @@ class Rollup:
                 WITH log AS (
                     SELECT id, day FROM rollup_changes
                     WHERE organization_id = %(org)s AND report_type = %(report)s
+                ), near AS (
+                    SELECT day + shift AS day FROM log, (VALUES (-1), (0), (1)) AS s(shift)
+                ), moved AS (
+                    SELECT grain, period FROM rollup_periods
+                    WHERE organization_id = %(org)s AND report_type = %(report)s
+                      AND timezone <> %(tz)s
                 )
                 SELECT (SELECT coalesce(array_agg(id), '{}') FROM log) AS ids,
                        (SELECT coalesce(array_agg(DISTINCT m ORDER BY m), '{}') FROM (
-                            SELECT date_trunc('month', day + shift)::date AS m
-                            FROM log, (VALUES (-1), (0), (1)) AS s(shift)
-                            UNION
-                            SELECT month FROM rollup_months
-                            WHERE organization_id = %(org)s AND report_type = %(report)s
-                              AND timezone <> %(tz)s) AS months) AS months
+                            SELECT date_trunc('month', day)::date FROM near
+                            UNION SELECT period FROM moved WHERE grain = 'month') AS x(m))
+                           AS months,
+                       (SELECT coalesce(array_agg(DISTINCT d ORDER BY d), '{}') FROM (
+                            SELECT day FROM near
+                            UNION SELECT period FROM moved WHERE grain = 'day') AS x(d))
+                           AS days
                 """,
                     params,
                 )
@@ -214,54 +247,94 @@ class Rollup:
             .mappings()
             .one()
         )
-        ids, months = list(stale["ids"]), list(stale["months"])
-        if not months:
+        ids, months, days = list(stale["ids"]), list(stale["months"]), list(stale["days"])
+        if not months and not days:
             await connection.commit()
             return 0
-        params.update(months=months, ids=ids)
+        params.update(ids=ids, month=months, day=days)
+        for grain in GRAINS:
+            await self._rebuild_grain(run, grain, params)
+        await run("DELETE FROM rollup_changes WHERE id = ANY(%(ids)s::bigint[])", params)
+        await connection.commit()
+        return len(months) + len(days)
+
+    async def _rebuild_grain(self, run: Any, grain: str, params: dict[str, Any]) -> None:
+        """Replace the groups of the ``params[grain]`` periods and mark them built."""
+        grain_params = {**params, "grain": grain, "periods": params[grain]}
         await run(
             "DELETE FROM report_rollups WHERE organization_id = %(org)s "
-            "AND report_type = %(report)s AND month = ANY(%(months)s::date[])",
-            params,
+            "AND report_type = %(report)s AND grain = %(grain)s "
+            "AND period = ANY(%(periods)s::date[])",
+            grain_params,
         )
+        step = f"interval '1 {grain}'"
         ranges = (
-            f"(SELECT * FROM (SELECT m, {self._month_range('m')} "
-            "FROM unnest(%(months)s::date[]) AS m) AS months(month, lo, hi))"
+            f"(SELECT * FROM (SELECT p, date_trunc('month', p)::date, "
+            f"{self._period_range('p', step)} FROM unnest(%(periods)s::date[]) AS p) "
+            "AS periods(period, month, lo, hi))"
         )
         for f in self.facets:
+            if grain == "day" and not f.daily:
+                continue
             columns = ", ".join(f.columns)
             await run(
                 f"INSERT INTO report_rollups "
-                f"(organization_id, report_type, facet, month, {columns}) "
-                f"SELECT %(org)s, %(report)s, '{f.name}', month, {columns} "
+                f"(organization_id, report_type, facet, grain, period, {columns}) "
+                f"SELECT %(org)s, %(report)s, '{f.name}', %(grain)s, period, {columns} "
                 f"FROM ({f.sql.format(ranges=ranges)}) AS built",
-                params,
+                grain_params,
             )
         await run(
             """
-            INSERT INTO rollup_months (organization_id, report_type, month, timezone)
-            SELECT %(org)s, %(report)s, m, %(tz)s FROM unnest(%(months)s::date[]) AS m
-            ON CONFLICT (organization_id, report_type, month)
+            INSERT INTO rollup_periods (organization_id, report_type, grain, period, timezone)
+            SELECT %(org)s, %(report)s, %(grain)s, p, %(tz)s FROM unnest(%(periods)s::date[]) AS p
+            ON CONFLICT (organization_id, report_type, grain, period)
             DO UPDATE SET timezone = excluded.timezone, refreshed_at = now()
             """,
-            params,
+            grain_params,
         )
-        await run("DELETE FROM rollup_changes WHERE id = ANY(%(ids)s::bigint[])", params)
-        await connection.commit()
-        return len(months)
+
+
+def _cover(
+    ranges: Sequence[tuple[Any, Any]], periods: Sequence[Mapping[str, Any]]
+) -> tuple[list[date], list[tuple[Any, Any]]]:
+    """The ``periods`` (ordered, each ``period, lo, hi``) lying wholly inside ``ranges``,
+    and what of the ranges they leave uncovered."""
+    used: list[date] = []
+    rest: list[tuple[Any, Any]] = []
+    for lo, hi in ranges:
+        cursor = lo
+        for p in periods:
+            if p["lo"] >= cursor and p["hi"] <= hi:
+                if cursor < p["lo"]:
+                    rest.append((cursor, p["lo"]))
+                used.append(p["period"])
+                cursor = p["hi"]
+        if cursor < hi:
+            rest.append((cursor, hi))
+    return used, rest
 
 
 @dataclass(frozen=True)
 class RollupPlan:
-    """Which months a request reads from the rollup, and the ranges it reads raw."""
+    """What a request reads from the rollup (``months``, ``days``) and raw: ``raw``, the
+    ranges left by both (facets kept daily), and ``gaps``, those left by the months
+    (facets not kept daily). At most ``RAW_SLOTS`` ranges each."""
 
     months: list[date]
-    raw_lo: list[Any]
-    raw_hi: list[Any]
+    days: list[date]
+    raw: list[tuple[Any, Any]]
+    gaps: list[tuple[Any, Any]]
+    empty: Any  # a bound for unused slots (an empty range)
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"rollup_months": self.months, "raw_lo": self.raw_lo, "raw_hi": self.raw_hi}
+        params: dict[str, Any] = {"rollup_months": self.months, "rollup_days": self.days}
+        for slot, ranges in (("raw", self.raw), ("gap", self.gaps)):
+            for k in range(RAW_SLOTS):
+                lo, hi = ranges[k] if k < len(ranges) else (self.empty, self.empty)
+                params[f"{slot}{k}_lo"], params[f"{slot}{k}_hi"] = lo, hi
+        return params
 
 
 async def refresh_rollups(
@@ -271,7 +344,7 @@ async def refresh_rollups(
 ) -> Mapping[str, int]:
     """Refresh every given rollup for the organizations (default: those with changes).
 
-    Returns months rebuilt per report type.
+    Returns periods (months and days) rebuilt per report type.
     """
     rebuilt: dict[str, int] = {}
     async with database.engine.connect() as connection:
@@ -279,7 +352,7 @@ async def refresh_rollups(
             await connection.exec_driver_sql("SELECT set_config('app.maintenance', 'on', true)")
             result = await connection.exec_driver_sql(
                 "SELECT DISTINCT organization_id FROM rollup_changes "
-                "UNION SELECT DISTINCT organization_id FROM rollup_months rm "
+                "UNION SELECT DISTINCT organization_id FROM rollup_periods rm "
                 "JOIN organizations o ON o.id = rm.organization_id AND o.timezone <> rm.timezone"
             )
             organization_ids = [row[0] for row in result.all()]

@@ -5,7 +5,7 @@ counts from its midnight in the organization's time zone). Approval latency is
 ``approved_at - submitted_at`` of approved entries; a pending approval is a submitted
 entry, its age ``now - submitted_at``. Served by
 ``ix_time_entries_organization_id_work_date`` (0004) and, when only the window is
-filtered, by the monthly rollup (rollups.py) with these facets:
+filtered, by the rollups (rollups.py) with these facets:
 
 - ``bins``: ``key1`` status, ``flag`` billable, ``bin`` approval-latency bin (NULL: no
   latency); ``n`` entries, ``total``/``low``/``high`` latency seconds, ``amount`` hours.
@@ -161,23 +161,25 @@ def _named_hours(facet: str, join: str, name: str) -> Facet:
         facet,
         ("key1", "n", "amount"),
         f"""
-    SELECT r.month, {name} AS key1, count(*) AS n, sum(t.hours) AS amount
+    SELECT r.period, {name} AS key1, count(*) AS n, sum(t.hours) AS amount
     {_RANGE_ROWS}
     {join}
-    GROUP BY r.month, {name}""",
+    GROUP BY r.period, {name}""",
+        daily=True,
     )
 
 
-def _latency_bins(facet: str, width: int) -> Facet:
+def _latency_bins(facet: str, width: int, *, daily: bool) -> Facet:
     return Facet(
         facet,
         ("bin", "n", "total", "low", "high"),
         f"""
-    SELECT month, {bin_sql("latency", width)} AS bin, {histogram_columns("latency")}
-    FROM (SELECT r.month, greatest(0, {_LATENCY}) AS latency
+    SELECT period, {bin_sql("latency", width)} AS bin, {histogram_columns("latency")}
+    FROM (SELECT r.period, greatest(0, {_LATENCY}) AS latency
           {_RANGE_ROWS} AND t.status = 'approved') AS approved
     WHERE latency IS NOT NULL
     GROUP BY 1, 2""",
+        daily=daily,
     )
 
 
@@ -189,14 +191,15 @@ ROLLUP = Rollup(
             "hours",
             ("key1", "flag", "n", "amount"),
             f"""
-    SELECT r.month, t.status AS key1, t.billable AS flag, count(*) AS n, sum(t.hours) AS amount
+    SELECT r.period, t.status AS key1, t.billable AS flag, count(*) AS n, sum(t.hours) AS amount
     {_RANGE_ROWS}
-    GROUP BY r.month, t.status, t.billable""",
+    GROUP BY r.period, t.status, t.billable""",
+            daily=True,
         ),
         # Hour-wide bins for every latency figure but the median, which reads the
         # 0.05 h bins of only the hour(s) it falls in (Histogram.rank_span).
-        _latency_bins("latency", COARSE_BIN),
-        _latency_bins("latency_fine", HOUR_TENTHS_BIN),
+        _latency_bins("latency", COARSE_BIN, daily=True),
+        _latency_bins("latency_fine", HOUR_TENTHS_BIN, daily=False),
         _named_hours(
             "projects",
             "JOIN projects p ON p.organization_id = %(org)s AND p.id = t.project_id",

@@ -1,19 +1,20 @@
-"""Monthly report rollups, the change log that keeps them honest, pending-entry index
+"""Report rollups by month and day, the change log that keeps them honest, an index
 
 A one-year summary over a million-row organization reads half a million rows; the
-rollups let it read each whole month of the window as a few thousand pre-grouped rows
+rollups let it read each whole month (or day) of the window as pre-grouped rows
 instead (see ``reports/rollups.py``):
 
-- ``report_rollups``: per organization, report and local calendar month, the report's
-  grouped partial aggregates ("facets": histogram bins, per-project counts, ...). Which
-  column holds what is documented by each report module.
-- ``rollup_months``: which months are built, and in which time zone.
+- ``report_rollups``: per organization, report, grain (``month`` or ``day``) and local
+  period, the report's grouped partial aggregates ("facets": histogram bins,
+  per-project counts, ...). Which column holds what is documented by each report module.
+- ``rollup_periods``: which periods are built, and in which time zone.
 - ``rollup_changes``: an append-only log written by statement triggers on the four
-  source tables, one row per organization and UTC date touched. A month with a logged
-  change within a day of it is stale and is read from the source rows instead, so a
-  rollup never serves a figure that differs from the rows. The refresh consumes the log.
+  source tables, one row per organization and UTC date touched. A period with a logged
+  change within a day of it is stale and is read from finer periods or the source rows
+  instead, so a rollup never serves a figure that differs from the rows. The refresh
+  consumes the log.
 
-Existing rows are logged as changes here, so the first refresh builds every month.
+Existing rows are logged as changes here, so the first refresh builds every period.
 
 Revision ID: 0007
 Revises: 0006
@@ -39,8 +40,8 @@ SOURCES = {
     "payments": ("payments_received", "(paid_at AT TIME ZONE 'UTC')::date"),
     "time_entries": ("time_approvals", "work_date"),
 }
-ROLLUP_TABLES = ("report_rollups", "rollup_months", "rollup_changes")
-# Covered by the rollup index: a request reads its months by index-only scans.
+ROLLUP_TABLES = ("report_rollups", "rollup_periods", "rollup_changes")
+# Covered by the rollup index: a request reads its periods by index-only scans.
 MEASURES = (
     "key1",
     "key2",
@@ -64,7 +65,7 @@ DECLARE
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         INSERT INTO rollup_changes (organization_id, report_type, day)
-        SELECT organization_id, report_type, month FROM rollup_months
+        SELECT organization_id, report_type, period FROM rollup_periods
         WHERE report_type = report;
         RETURN NULL;
     END IF;
@@ -86,7 +87,7 @@ $$
 """
 
 # Rollups group by the names the reports publish; renaming (or deleting) a project,
-# customer or user marks every built month of its organization stale.
+# customer or user marks every built period of its organization stale.
 NAMED = {"projects": "name", "customers": "name", "users": "display_name"}
 
 _RENAME_FUNCTION = """
@@ -98,14 +99,14 @@ BEGIN
     IF TG_OP = 'UPDATE' THEN
         EXECUTE format(
             'INSERT INTO rollup_changes (organization_id, report_type, day) '
-            'SELECT rm.organization_id, rm.report_type, rm.month FROM rollup_months rm '
-            'WHERE rm.organization_id IN (SELECT o.organization_id FROM old_rows o '
+            'SELECT rp.organization_id, rp.report_type, rp.period FROM rollup_periods rp '
+            'WHERE rp.organization_id IN (SELECT o.organization_id FROM old_rows o '
             'JOIN new_rows n ON n.id = o.id WHERE o.%1$I IS DISTINCT FROM n.%1$I)',
             name_column);
     ELSE
         INSERT INTO rollup_changes (organization_id, report_type, day)
-        SELECT rm.organization_id, rm.report_type, rm.month FROM rollup_months rm
-        WHERE rm.organization_id IN (SELECT organization_id FROM old_rows);
+        SELECT rp.organization_id, rp.report_type, rp.period FROM rollup_periods rp
+        WHERE rp.organization_id IN (SELECT organization_id FROM old_rows);
     END IF;
     RETURN NULL;
 END
@@ -122,7 +123,8 @@ def upgrade() -> None:
         "report_rollups",
         sa.Column("organization_id", sa.Text(), nullable=False),
         sa.Column("report_type", sa.Text(), nullable=False),
-        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("grain", sa.Text(), nullable=False),
+        sa.Column("period", sa.Date(), nullable=False),
         sa.Column("facet", sa.Text(), nullable=False),
         sa.Column("key1", sa.Text()),
         sa.Column("key2", sa.Text()),
@@ -144,29 +146,33 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_report_rollups_organization_id_report_type_facet_month_bin",
+        "ix_report_rollups_lookup",
         "report_rollups",
-        ["organization_id", "report_type", "facet", "month", "bin"],
+        ["organization_id", "report_type", "facet", "grain", "period", "bin"],
         postgresql_include=list(MEASURES),
     )
     op.create_table(
-        "rollup_months",
+        "rollup_periods",
         sa.Column("organization_id", sa.Text(), nullable=False),
         sa.Column("report_type", sa.Text(), nullable=False),
-        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("grain", sa.Text(), nullable=False),
+        sa.Column("period", sa.Date(), nullable=False),
         sa.Column("timezone", sa.Text(), nullable=False),
         sa.Column(
             "refreshed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
-        sa.PrimaryKeyConstraint("organization_id", "report_type", "month", name="pk_rollup_months"),
+        sa.PrimaryKeyConstraint(
+            "organization_id", "report_type", "grain", "period", name="pk_rollup_periods"
+        ),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
-            name="fk_rollup_months_organization_id",
+            name="fk_rollup_periods_organization_id",
             ondelete="CASCADE",
         ),
         sa.CheckConstraint(
-            "month = date_trunc('month', month)::date", name="ck_rollup_months_month"
+            "grain = 'day' OR (grain = 'month' AND period = date_trunc('month', period)::date)",
+            name="ck_rollup_periods_grain",
         ),
     )
     op.create_table(
@@ -188,7 +194,7 @@ def upgrade() -> None:
             op.execute(statement)
     # The triggers run as the owner whoever writes the source rows: they may log and
     # reset builds without the maintenance setting.
-    for table in ("rollup_months", "rollup_changes"):
+    for table in ("rollup_periods", "rollup_changes"):
         op.execute(
             f"CREATE POLICY derived_data ON {table} TO CURRENT_USER USING (true) WITH CHECK (true)"
         )
