@@ -41,7 +41,7 @@ from pivotal_reporting.reports.histogram import (
     category_counts,
     histogram_columns,
 )
-from pivotal_reporting.reports.rollups import Facet, Rollup
+from pivotal_reporting.reports.rollups import Facet, Rollup, count_by_customer_name
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     CurrencyCode,
@@ -240,15 +240,7 @@ ROLLUP = Rollup(
     GROUP BY 1, 2, 3, 4, 5, 6""",
             daily=True,
         ),
-        Facet(
-            "customers",
-            ("key1", "n"),
-            f"""
-    SELECT r.period, c.name AS key1, count(*) AS n
-    {_RANGE_ROWS}
-    JOIN customers c ON c.organization_id = %(org)s AND c.id = i.customer_id
-    GROUP BY r.period, c.name""",
-        ),
+        count_by_customer_name(_RANGE_ROWS, "i.customer_id"),
     ),
 )
 
@@ -363,13 +355,7 @@ class InvoiceSettlementTimeReport(Report):
             and filters.currency is None
             and not filters.overdue_only
         ):
-            plan = await ROLLUP.plan(
-                session,
-                organization_id=ctx.organization_id,
-                timezone=ctx.timezone,
-                lower=params["first_day"],
-                upper=params["end_day"],
-            )
+            plan = await ROLLUP.plan(session, ctx, params["first_day"], params["end_day"])
             params.update(plan.params)
             parts = await fetch_all(session, _ROLLUP_SQL, params)
             bins = [row for row in parts if row["kind"] == "bins"]

@@ -27,7 +27,7 @@ from pivotal_reporting.reports.base import (
     ReportFilters,
     fetch_all,
 )
-from pivotal_reporting.reports.rollups import Facet, Rollup
+from pivotal_reporting.reports.rollups import Facet, Rollup, count_by_customer_name
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     CurrencyCode,
@@ -157,15 +157,7 @@ ROLLUP = Rollup(
     GROUP BY 1, 2, 3, 4, 5""",
             daily=True,
         ),
-        Facet(
-            "customers",
-            ("key1", "n"),
-            f"""
-    SELECT r.period, c.name AS key1, count(*) AS n
-    {_RANGE_ROWS}
-    JOIN customers c ON c.organization_id = %(org)s AND c.id = p.customer_id
-    GROUP BY r.period, c.name""",
-        ),
+        count_by_customer_name(_RANGE_ROWS, "p.customer_id"),
     ),
 )
 
@@ -214,13 +206,7 @@ class PaymentsReceivedReport(Report):
         params = {"from_date": None, "to_date": None, **where.params}
         params["report_currency"] = report_currency
         if filters.customer_id is None and filters.method is None and filters.currency is None:
-            plan = await ROLLUP.plan(
-                session,
-                organization_id=ctx.organization_id,
-                timezone=ctx.timezone,
-                lower=filters.from_date,
-                upper=filters.to_date,
-            )
+            plan = await ROLLUP.plan(session, ctx, filters.from_date, filters.to_date)
             params.update(plan.params)
             groups = await fetch_all(session, _ROLLUP_TOTALS_SQL, params)
             customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL, params)

@@ -193,13 +193,7 @@ class QuoteCycleTimeReport(Report):
     ) -> QuoteCycleTimeSummary:
         assert isinstance(filters, QuoteCycleTimeFilters)
         if filters.customer_id is None and filters.project_id is None and filters.status is None:
-            plan = await ROLLUP.plan(
-                session,
-                organization_id=ctx.organization_id,
-                timezone=ctx.timezone,
-                lower=filters.from_date,
-                upper=filters.to_date,
-            )
+            plan = await ROLLUP.plan(session, ctx, filters.from_date, filters.to_date)
             params = {"org": ctx.organization_id, "tz": ctx.timezone, **plan.params}
             bins = await fetch_all(session, _ROLLUP_BINS_SQL, params)
             projects = await fetch_all(session, _ROLLUP_BY_PROJECT_SQL, params)

@@ -33,7 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pivotal_reporting.db import Database
-from pivotal_reporting.reports.base import fetch_all
+from pivotal_reporting.reports.base import ReportContext, fetch_all
 
 GRAINS = ("month", "day")
 # Raw ranges a request may read per facet (the window's two edges and two runs of
@@ -59,6 +59,20 @@ class Facet:
     # Also rolled up per day? Only where a day's groups are far fewer than its rows
     # (not for one group per customer or per fine bin); else a day is read raw.
     daily: bool = False
+
+
+def count_by_customer_name(range_rows: str, customer_id: str) -> Facet:
+    """The ``customers`` facet: ``key1`` customer name, ``n`` rows (month grain only:
+    a day has about one row per customer)."""
+    return Facet(
+        "customers",
+        ("key1", "n"),
+        f"""
+    SELECT r.period, c.name AS key1, count(*) AS n
+    {range_rows}
+    JOIN customers c ON c.organization_id = %(org)s AND c.id = {customer_id}
+    GROUP BY r.period, c.name""",
+    )
 
 
 @dataclass(frozen=True)
@@ -131,9 +145,7 @@ class Rollup:
     async def plan(
         self,
         session: AsyncSession,
-        *,
-        organization_id: str,
-        timezone: str,
+        ctx: ReportContext,
         lower: datetime | date | None,
         upper: datetime | date | None,
     ) -> RollupPlan:
@@ -158,9 +170,9 @@ class Rollup:
             ORDER BY f.lo
             """,
             {
-                "org": organization_id,
+                "org": ctx.organization_id,
                 "report": self.report_type,
-                "tz": timezone,
+                "tz": ctx.timezone,
                 "low": low,
                 "high": high,
             },

@@ -346,13 +346,7 @@ async def _from_rollup(
     """
     from_day = first_date_from(filters.from_date, ctx.timezone) if filters.from_date else None
     to_day = first_date_from(filters.to_date, ctx.timezone) if filters.to_date else None
-    plan = await ROLLUP.plan(
-        session,
-        organization_id=ctx.organization_id,
-        timezone=ctx.timezone,
-        lower=from_day,
-        upper=to_day,
-    )
+    plan = await ROLLUP.plan(session, ctx, from_day, to_day)
     params = {
         "org": ctx.organization_id,
         "now_epoch": ctx.now.timestamp(),
