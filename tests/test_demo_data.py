@@ -109,6 +109,42 @@ def test_same_arguments_give_identical_rows_and_reload_replaces(
     assert before["quotes"][0] == SCALE + 100
 
 
+# Per report: rows the summaries read, and the rollup facets that count each once.
+_ROLLED_UP_ROWS = (
+    ("quote_cycle_time", "('bins')", "quotes WHERE decided_at IS NOT NULL"),
+    (
+        "invoice_settlement_time",
+        "('paid', 'unpaid')",
+        "invoices WHERE status NOT IN ('draft', 'void')",
+    ),
+    ("payments_received", "('totals')", "payments WHERE status = 'completed'"),
+    ("time_approvals", "('hours')", "time_entries WHERE true"),
+)
+
+
+def assert_rollups_cover_every_row(conn: psycopg.Connection[Any], org: str) -> None:
+    """Fresh monthly rollups, no change left, and their counts equal the rows'."""
+    for report, facets, rows in _ROLLED_UP_ROWS:
+        rolled_up = values(
+            conn,
+            "SELECT coalesce(sum(n), 0) FROM report_rollups WHERE organization_id = %(org)s "
+            f"AND report_type = '{report}' AND grain = 'month' AND facet IN {facets}",
+            org,
+        )
+        counted = values(conn, f"SELECT count(*) FROM {rows} AND organization_id = %(org)s", org)
+        assert rolled_up == counted, report
+        assert counted != {0}, report
+    assert values(
+        conn, "SELECT count(*) FROM rollup_changes WHERE organization_id = %(org)s", org
+    ) == {0}
+
+
+def test_rollups_are_built_on_the_single_transaction_path(
+    demo: DemoSummary, conn: psycopg.Connection[Any]
+) -> None:
+    assert_rollups_cover_every_row(conn, DEMO_ORG_ID)
+
+
 def test_two_connection_load_gives_the_same_rows(
     demo: DemoSummary,
     database_url: str,
@@ -129,6 +165,8 @@ def test_two_connection_load_gives_the_same_rows(
     monkeypatch.setattr(loader, "PARALLEL_MIN_ROWS", 1)
     load_demo_data(database_url, orgs=ORGS, scale=SCALE, seed=SEED)
     assert checksums(conn) == before
+    # Loaded with triggers off: the loader rebuilt the rollups from the rows.
+    assert_rollups_cover_every_row(conn, DEMO_ORG_ID)
     for table in ("export_jobs", "audit_logs"):
         sql = f"SELECT 1 FROM {table} WHERE organization_id = %(org)s"
         assert values(conn, sql) == set()

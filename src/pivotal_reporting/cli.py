@@ -209,13 +209,21 @@ def rollups_refresh(
     org: Annotated[
         list[str] | None, typer.Option("--org", help="Only these organizations (repeatable).")
     ] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild", help="Drop and rebuild everything (after writes with triggers off)."
+        ),
+    ] = False,
 ) -> None:
-    """Rebuild the report rollups' stale months now (the worker does it every minute)."""
+    """Rebuild the report rollups' stale periods now (the worker does it every minute)."""
     from pivotal_reporting.reports.refresh import refresh_all_blocking
 
+    if rebuild and not org:
+        raise typer.BadParameter("--rebuild needs --org", param_hint="--org")
     url = _setup(get_settings())
-    for report_type, months in refresh_all_blocking(url, org or None).items():
-        typer.echo(f"{report_type}: {months} months rebuilt")
+    for report_type, periods in refresh_all_blocking(url, org or None, rebuild=rebuild).items():
+        typer.echo(f"{report_type}: {periods} periods rebuilt")
 
 
 @audit_app.command("verify")

@@ -88,7 +88,8 @@ def load_demo_data(url: str, *, orgs: int, scale: int, seed: int) -> DemoSummary
         finally:
             control.execute(_SESSION_UNLOCK)
     _analyze(url)
-    refresh_all_blocking(url, [org.org_id for org in plan])
+    # The bulk path loads with triggers off: rebuild the rollups from the rows.
+    refresh_all_blocking(url, [org.org_id for org in plan], rebuild=True)
     with psycopg.connect(url) as conn:
         _enter_maintenance(conn)
         return count_rows(conn, [org.org_id for org in plan], seed=seed, scale=scale)
@@ -106,7 +107,7 @@ def ensure_demo_data(url: str) -> None:
         plan = demo_orgs(DEFAULT_ORGS, DEFAULT_SCALE)
         _load(conn, plan, DEFAULT_SEED)
     _analyze(url)
-    refresh_all_blocking(url, [org.org_id for org in plan])
+    refresh_all_blocking(url, [org.org_id for org in plan], rebuild=True)
 
 
 def _enter_maintenance(conn: psycopg.Connection[Any]) -> None:

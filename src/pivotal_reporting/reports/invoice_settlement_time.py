@@ -215,6 +215,8 @@ _OPEN = "('issued', 'part_paid')"
 
 ROLLUP = Rollup(
     report_type="invoice_settlement_time",
+    source="invoices",
+    source_day="issue_date",
     instant=False,
     facets=(
         Facet(

@@ -141,6 +141,8 @@ JOIN payments p ON p.organization_id = %(org)s AND p.paid_at >= r.lo AND p.paid_
 
 ROLLUP = Rollup(
     report_type="payments_received",
+    source="payments",
+    source_day="(paid_at AT TIME ZONE 'UTC')::date",
     instant=True,
     facets=(
         Facet(

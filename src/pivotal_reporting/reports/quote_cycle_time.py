@@ -111,6 +111,8 @@ JOIN quotes q ON q.organization_id = %(org)s AND q.decided_at >= r.lo AND q.deci
 
 ROLLUP = Rollup(
     report_type="quote_cycle_time",
+    source="quotes",
+    source_day="(decided_at AT TIME ZONE 'UTC')::date",
     instant=True,
     facets=(
         Facet(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
+from sqlalchemy import text
+
 from pivotal_reporting.db import Database
 from pivotal_reporting.reports.registry import ROLLUPS
 from pivotal_reporting.reports.rollups import refresh_rollups
@@ -23,14 +25,43 @@ async def refresh_all(
     return await refresh_rollups(database, ROLLUPS, organization_ids)
 
 
+async def rebuild_all(database: Database, organization_ids: Sequence[str]) -> Mapping[str, int]:
+    """Drop the organizations' rollups and build them again from every source row.
+
+    For writes the triggers did not see: a bulk load with ``session_replication_role =
+    replica`` (the demo loader's), or a restore.
+    """
+    async with database.system_session() as session:
+        orgs = {"orgs": list(organization_ids)}
+        for table in ("report_rollups", "rollup_periods", "rollup_changes"):
+            await session.execute(
+                text(f"DELETE FROM {table} WHERE organization_id = ANY(:orgs)"), orgs
+            )
+        for rollup in ROLLUPS:
+            await session.execute(
+                text(
+                    "INSERT INTO rollup_changes (organization_id, report_type, day) "
+                    f"SELECT DISTINCT organization_id, :report, {rollup.source_day} "
+                    f"FROM {rollup.source} WHERE organization_id = ANY(:orgs) "
+                    f"AND {rollup.source_day} IS NOT NULL"
+                ),
+                {**orgs, "report": rollup.report_type},
+            )
+    return await refresh_all(database, organization_ids)
+
+
 def refresh_all_blocking(
-    url: str, organization_ids: Sequence[str] | None = None
+    url: str, organization_ids: Sequence[str] | None = None, *, rebuild: bool = False
 ) -> Mapping[str, int]:
-    """``refresh_all`` for synchronous callers (the demo loader, the CLI)."""
+    """``refresh_all`` (or, with ``rebuild``, ``rebuild_all``) for synchronous callers."""
 
     async def run() -> Mapping[str, int]:
         database = Database.connect(url, pool_size=1)
         try:
+            if rebuild:
+                if organization_ids is None:
+                    raise ValueError("a rebuild names its organizations")
+                return await rebuild_all(database, organization_ids)
             return await refresh_all(database, organization_ids)
         finally:
             await database.dispose()

@@ -82,6 +82,8 @@ class Rollup:
     report_type: str
     instant: bool  # True: a timestamptz window column; False: a calendar date
     facets: tuple[Facet, ...]
+    source: str  # the table read, e.g. "quotes"
+    source_day: str  # the UTC date a source row counts for (as its trigger logs it)
 
     def facet(self, name: str) -> Facet:
         return next(f for f in self.facets if f.name == name)

@@ -185,6 +185,8 @@ def _latency_bins(facet: str, width: int, *, daily: bool) -> Facet:
 
 ROLLUP = Rollup(
     report_type="time_approvals",
+    source="time_entries",
+    source_day="work_date",
     instant=False,
     facets=(
         Facet(
