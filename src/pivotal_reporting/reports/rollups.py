@@ -379,5 +379,5 @@ async def refresh_rollups(
         # Requests read months by index-only scans: mark the new pages all-visible.
         async with database.engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.exec_driver_sql("VACUUM (ANALYZE) report_rollups")
+            await autocommit.exec_driver_sql("VACUUM report_rollups")
     return rebuilt
