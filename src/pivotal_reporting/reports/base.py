@@ -132,6 +132,11 @@ class Report(ABC):
             fields = ", ".join(error["field"] for error in errors)
             raise InvalidInput(f"Unknown reference: {fields}.", errors=errors)
 
+    def reads_rollup(self, filters: ReportFilters) -> bool:
+        """Whether a summary with these filters reads the rollups (rollups.py); else
+        the rows alone. Both give the same figures; tests compare them."""
+        return False
+
     @abstractmethod
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters

@@ -15,7 +15,8 @@ and it is not paid, void or written off. Served by
   ``day1`` issue date, ``day2`` due date, ``flag`` balance_due > 0; ``n``, ``amount``
   total_amount, ``amount2`` balance_due. Days outstanding and overdue depend on
   ``asOf``, so they are derived from these groups when asked.
-- ``customers``: ``key1`` customer name; ``n``.
+- ``customers``: ``key1`` customer name; ``n``. ``customers_by_status`` and
+  ``customers_by_currency`` add ``key2``, the status or currency filtered on.
 """
 
 from __future__ import annotations
@@ -243,7 +244,27 @@ ROLLUP = Rollup(
             daily=True,
         ),
         count_by_customer_name(_RANGE_ROWS, "i.customer_id"),
+        count_by_customer_name(
+            _RANGE_ROWS, "i.customer_id", facet="customers_by_status", key2="i.status"
+        ),
+        count_by_customer_name(
+            _RANGE_ROWS, "i.customer_id", facet="customers_by_currency", key2="i.currency"
+        ),
     ),
+)
+
+_IS_FILTER = "(%({filter})s::text IS NULL OR {key} = %({filter})s)"
+_UNPAID_WANTED = " AND ".join(
+    (
+        _IS_FILTER.format(key="key1", filter="status"),
+        _IS_FILTER.format(key="key2", filter="currency"),
+    )
+)
+_PAID_WANTED = " AND ".join(
+    (
+        _IS_FILTER.format(key="'paid'", filter="status"),
+        _IS_FILTER.format(key="key1", filter="currency"),
+    )
 )
 
 # One statement reads each facet once (a stale month's rows are the costly part) and
@@ -251,8 +272,8 @@ ROLLUP = Rollup(
 # days outstanding and overdue flag from asOf here, one time-zone conversion per group;
 # paid bins are added as stored), and "currency" / "overdue", those of _GROUPS_SQL.
 _ROLLUP_SQL = f"""
-WITH unpaid_groups AS MATERIALIZED ({ROLLUP.rows("unpaid")}
-), paid_groups AS MATERIALIZED ({ROLLUP.rows("paid")}
+WITH unpaid_groups AS MATERIALIZED ({ROLLUP.rows("unpaid", _UNPAID_WANTED)}
+), paid_groups AS MATERIALIZED ({ROLLUP.rows("paid", _PAID_WANTED)}
 ), unpaid AS (
     SELECT key1 AS status, key2 AS currency, day1, day2, flag,
            sum(n) AS n, sum(amount2) AS balance
@@ -297,12 +318,22 @@ WHERE key1 IN {_OPEN} AND day2 < %(as_of_date)s AND flag
 GROUP BY key2
 """
 
-_ROLLUP_BY_CUSTOMER_SQL = f"""
+_BY_CUSTOMER = """
 SELECT 'customer' AS kind, key1 AS key, sum(n)::bigint AS n, NULL::numeric AS amount
-FROM ({ROLLUP.rows("customers")}) AS c
+FROM ({rows}) AS c
 GROUP BY key1
 ORDER BY key1
 """
+# Per filter (at most one of status and currency): the customers facet that has its key.
+_ROLLUP_BY_CUSTOMER_SQL = {
+    None: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers")),
+    "status": _BY_CUSTOMER.format(
+        rows=ROLLUP.rows("customers_by_status", _IS_FILTER.format(key="key2", filter="status"))
+    ),
+    "currency": _BY_CUSTOMER.format(
+        rows=ROLLUP.rows("customers_by_currency", _IS_FILTER.format(key="key2", filter="currency"))
+    ),
+}
 
 EXPORT_COLUMNS = (
     "invoice_id",
@@ -343,6 +374,14 @@ class InvoiceSettlementTimeReport(Report):
     response_model = InvoiceSettlementTimeResponse
     references = {"customer_id": "customers"}
 
+    def reads_rollup(self, filters: ReportFilters) -> bool:
+        assert isinstance(filters, InvoiceSettlementTimeFilters)
+        return (
+            filters.customer_id is None
+            and (filters.status is None or filters.currency is None)
+            and not filters.overdue_only
+        )
+
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
     ) -> InvoiceSettlementTimeSummary:
@@ -351,18 +390,14 @@ class InvoiceSettlementTimeReport(Report):
         report_currency = filters.currency or ctx.base_currency
         params = {"first_day": None, "end_day": None, **where.params}
         params["report_currency"] = report_currency
-        if (
-            filters.customer_id is None
-            and filters.status is None
-            and filters.currency is None
-            and not filters.overdue_only
-        ):
+        if self.reads_rollup(filters):
             plan = await ROLLUP.plan(session, ctx, params["first_day"], params["end_day"])
-            params.update(plan.params)
+            params.update(plan.params, status=filters.status, currency=filters.currency)
+            breakdown = "status" if filters.status else "currency" if filters.currency else None
             parts = await fetch_all(session, _ROLLUP_SQL, params)
             bins = [row for row in parts if row["kind"] == "bins"]
             groups = [row for row in parts if row["kind"] != "bins"]
-            groups += await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL, params)
+            groups += await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[breakdown], params)
         else:
             bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), params)
             groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)

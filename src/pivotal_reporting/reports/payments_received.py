@@ -9,7 +9,8 @@ when only the window is filtered, by the rollups (rollups.py) with these facets:
 
 - ``totals``: ``day1`` local month paid, ``key1`` currency, ``key2`` method, ``bin``
   amount bucket; ``n``, ``amount``.
-- ``customers``: ``key1`` customer name; ``n``.
+- ``customers``: ``key1`` customer name; ``n``. ``customers_by_method`` and
+  ``customers_by_currency`` add ``key2``, the method or currency filtered on.
 """
 
 from __future__ import annotations
@@ -160,21 +161,45 @@ ROLLUP = Rollup(
             daily=True,
         ),
         count_by_customer_name(_RANGE_ROWS, "p.customer_id"),
+        count_by_customer_name(
+            _RANGE_ROWS, "p.customer_id", facet="customers_by_method", key2="p.method"
+        ),
+        count_by_customer_name(
+            _RANGE_ROWS, "p.customer_id", facet="customers_by_currency", key2="p.currency"
+        ),
     ),
 )
 
-# The rows of _TOTALS_SQL and _BY_CUSTOMER_SQL, from the rollup's fresh months.
+_IS_FILTER = "(%({filter})s::text IS NULL OR {key} = %({filter})s)"
+_TOTALS_WANTED = " AND ".join(
+    (
+        _IS_FILTER.format(key="key2", filter="method"),
+        _IS_FILTER.format(key="key1", filter="currency"),
+    )
+)
+
+# The rows of _TOTALS_SQL and _BY_CUSTOMER_SQL, from the rollup's fresh periods.
 _ROLLUP_TOTALS_SQL = f"""
 SELECT to_char(day1, 'YYYY-MM') AS month, key1 AS currency, key2 AS method, bin AS bucket,
        sum(n)::bigint AS n, sum(amount) AS amount
-FROM ({ROLLUP.rows("totals")}) AS g
+FROM ({ROLLUP.rows("totals", _TOTALS_WANTED)}) AS g
 GROUP BY day1, key1, key2, bin
 """
 
-_ROLLUP_BY_CUSTOMER_SQL = f"""
-SELECT key1 AS key, sum(n)::bigint AS n FROM ({ROLLUP.rows("customers")}) AS g
+_BY_CUSTOMER = """
+SELECT key1 AS key, sum(n)::bigint AS n FROM ({rows}) AS g
 GROUP BY key1 ORDER BY key1
 """
+# Per filter (at most one of method and currency): the customers facet that has its key.
+_ROLLUP_BY_CUSTOMER_SQL = {
+    None: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers")),
+    "method": _BY_CUSTOMER.format(
+        rows=ROLLUP.rows("customers_by_method", _IS_FILTER.format(key="key2", filter="method"))
+    ),
+    "currency": _BY_CUSTOMER.format(
+        rows=ROLLUP.rows("customers_by_currency", _IS_FILTER.format(key="key2", filter="currency"))
+    ),
+}
 
 _EXPORT_SQL = f"""
 SELECT {formula_safe("p.id")} AS payment_id, {formula_safe("p.reference")} AS reference,
@@ -199,6 +224,10 @@ class PaymentsReceivedReport(Report):
     response_model = PaymentsReceivedResponse
     references = {"customer_id": "customers"}
 
+    def reads_rollup(self, filters: ReportFilters) -> bool:
+        assert isinstance(filters, PaymentsReceivedFilters)
+        return filters.customer_id is None and (filters.method is None or filters.currency is None)
+
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
     ) -> PaymentsReceivedSummary:
@@ -207,11 +236,13 @@ class PaymentsReceivedReport(Report):
         report_currency = filters.currency or ctx.base_currency
         params = {"from_date": None, "to_date": None, **where.params}
         params["report_currency"] = report_currency
-        if filters.customer_id is None and filters.method is None and filters.currency is None:
+        if self.reads_rollup(filters):
             plan = await ROLLUP.plan(session, ctx, filters.from_date, filters.to_date)
             params.update(plan.params)
+            params.update(method=filters.method, currency=filters.currency)
+            breakdown = "method" if filters.method else "currency" if filters.currency else None
             groups = await fetch_all(session, _ROLLUP_TOTALS_SQL, params)
-            customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL, params)
+            customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[breakdown], params)
         else:
             groups = await fetch_all(session, _TOTALS_SQL.format(conditions=where.sql), params)
             customers = await fetch_all(

@@ -6,7 +6,7 @@ covering index ``ix_quotes_organization_id_decided_at`` (migration 0004) and, wh
 the window is filtered, by the rollups (rollups.py) with these facets:
 
 - ``bins``: ``key1`` status, ``bin`` cycle-time bin; ``n``, ``total``, ``low``, ``high``.
-- ``projects``: ``key1`` project name (the published key); ``n``.
+- ``projects``: ``key1`` project name (the published key), ``key2`` status; ``n``.
 """
 
 from __future__ import annotations
@@ -126,26 +126,29 @@ ROLLUP = Rollup(
         ),
         Facet(
             "projects",
-            ("key1", "n"),
+            ("key1", "key2", "n"),
             f"""
-    SELECT r.period, coalesce(p.name, '{NO_PROJECT}') AS key1, count(*) AS n
+    SELECT r.period, coalesce(p.name, '{NO_PROJECT}') AS key1, q.status AS key2, count(*) AS n
     {_RANGE_ROWS}
     LEFT JOIN projects p ON p.organization_id = %(org)s AND p.id = q.project_id
-    GROUP BY r.period, 2""",
+    GROUP BY r.period, 2, 3""",
             daily=True,
         ),
     ),
 )
 
+_STATUS_IS = "(%(status)s::text IS NULL OR {key} = %(status)s)"  # the status filter, if any
+
 _ROLLUP_BINS_SQL = f"""
 SELECT bin, sum(n)::bigint AS n, sum(total) AS total, min(low) AS low, max(high) AS high,
        {", ".join(f"sum(n) FILTER (WHERE key1 = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)}
-FROM ({ROLLUP.rows("bins")}) AS g
+FROM ({ROLLUP.rows("bins", _STATUS_IS.format(key="key1"))}) AS g
 GROUP BY bin
 """
 
 _ROLLUP_BY_PROJECT_SQL = f"""
-SELECT key1 AS key, sum(n)::bigint AS n FROM ({ROLLUP.rows("projects")}) AS g
+SELECT key1 AS key, sum(n)::bigint AS n
+FROM ({ROLLUP.rows("projects", _STATUS_IS.format(key="key2"))}) AS g
 GROUP BY key1 ORDER BY key1
 """
 
@@ -190,13 +193,22 @@ class QuoteCycleTimeReport(Report):
     response_model = QuoteCycleTimeResponse
     references = {"customer_id": "customers", "project_id": "projects"}
 
+    def reads_rollup(self, filters: ReportFilters) -> bool:
+        assert isinstance(filters, QuoteCycleTimeFilters)
+        return filters.customer_id is None and filters.project_id is None
+
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
     ) -> QuoteCycleTimeSummary:
         assert isinstance(filters, QuoteCycleTimeFilters)
-        if filters.customer_id is None and filters.project_id is None and filters.status is None:
+        if self.reads_rollup(filters):
             plan = await ROLLUP.plan(session, ctx, filters.from_date, filters.to_date)
-            params = {"org": ctx.organization_id, "tz": ctx.timezone, **plan.params}
+            params = {
+                "org": ctx.organization_id,
+                "tz": ctx.timezone,
+                "status": filters.status,
+                **plan.params,
+            }
             bins = await fetch_all(session, _ROLLUP_BINS_SQL, params)
             projects = await fetch_all(session, _ROLLUP_BY_PROJECT_SQL, params)
         else:

@@ -61,17 +61,21 @@ class Facet:
     daily: bool = False
 
 
-def count_by_customer_name(range_rows: str, customer_id: str) -> Facet:
-    """The ``customers`` facet: ``key1`` customer name, ``n`` rows (month grain only:
-    a day has about one row per customer)."""
+def count_by_customer_name(
+    range_rows: str, customer_id: str, *, facet: str = "customers", key2: str | None = None
+) -> Facet:
+    """A customers facet: ``key1`` customer name (and ``key2`` another key, e.g. the
+    status, for a filtered breakdown), ``n`` rows. Month grain only: a day has about one
+    row per customer."""
+    second = f", {key2} AS key2" if key2 else ""
     return Facet(
-        "customers",
-        ("key1", "n"),
+        facet,
+        ("key1", "key2", "n") if key2 else ("key1", "n"),
         f"""
-    SELECT r.period, c.name AS key1, count(*) AS n
+    SELECT r.period, c.name AS key1{second}, count(*) AS n
     {range_rows}
     JOIN customers c ON c.organization_id = %(org)s AND c.id = {customer_id}
-    GROUP BY r.period, c.name""",
+    GROUP BY r.period, c.name{", 3" if key2 else ""}""",
     )
 
 

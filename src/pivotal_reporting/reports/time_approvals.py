@@ -9,8 +9,8 @@ filtered, by the rollups (rollups.py) with these facets:
 
 - ``bins``: ``key1`` status, ``flag`` billable, ``bin`` approval-latency bin (NULL: no
   latency); ``n`` entries, ``total``/``low``/``high`` latency seconds, ``amount`` hours.
-- ``projects`` / ``users``: ``key1`` project name / user display name; ``n``, ``amount``
-  hours.
+- ``projects`` / ``users``: ``key1`` project name / user display name, ``key2`` status;
+  ``n``, ``amount`` hours.
 
 Pending approvals depend on "now", so they are always read from the rows (the partial
 index ``ix_time_entries_organization_id_work_date_submitted``, 0007).
@@ -159,12 +159,12 @@ JOIN time_entries t ON t.organization_id = %(org)s AND t.work_date >= r.lo AND t
 def _named_hours(facet: str, join: str, name: str) -> Facet:
     return Facet(
         facet,
-        ("key1", "n", "amount"),
+        ("key1", "key2", "n", "amount"),
         f"""
-    SELECT r.period, {name} AS key1, count(*) AS n, sum(t.hours) AS amount
+    SELECT r.period, {name} AS key1, t.status AS key2, count(*) AS n, sum(t.hours) AS amount
     {_RANGE_ROWS}
     {join}
-    GROUP BY r.period, {name}""",
+    GROUP BY r.period, {name}, t.status""",
         daily=True,
     )
 
@@ -215,21 +215,27 @@ ROLLUP = Rollup(
     ),
 )
 
+_STATUS_IS = "(%(status)s::text IS NULL OR {key} = %(status)s)"  # the status filter, if any
+
 # The rows _BINS_SQL gives without its latency columns: entries and hours per status and
 # billable, plus one row with the pending ages (read from the rows).
 _ROLLUP_HOURS_SQL = f"""
 SELECT NULL::int AS bin, key1 AS status, flag AS billable, sum(n)::bigint AS entries,
        sum(amount) AS hours, NULL::float8 AS pending_age, NULL::float8 AS oldest_pending
-FROM ({ROLLUP.rows("hours")}) AS g
+FROM ({ROLLUP.rows("hours", _STATUS_IS.format(key="key1"))}) AS g
 GROUP BY 2, 3
 UNION ALL
 SELECT NULL, 'submitted', NULL, 0, 0, sum(age), max(age)
 FROM (SELECT {_PENDING_AGE} AS age
       FROM time_entries t
       WHERE t.organization_id = %(org)s AND t.status = 'submitted'
+        AND {_STATUS_IS.format(key="'submitted'")}
         AND (%(from_day)s::date IS NULL OR t.work_date >= %(from_day)s::date)
         AND (%(to_day)s::date IS NULL OR t.work_date < %(to_day)s::date)) AS pending
 """
+
+# Latency facets hold approved entries only.
+_APPROVED_WANTED = _STATUS_IS.replace("{key}", "'approved'")
 
 _ROLLUP_LATENCY_SQL = """
 SELECT bin, sum(n)::bigint AS n, sum(total) AS total, min(low) AS low, max(high) AS high
@@ -239,9 +245,10 @@ GROUP BY bin
 
 _ROLLUP_GROUPS_SQL = f"""
 SELECT 'project' AS kind, key1 AS key, sum(amount) AS hours
-FROM ({ROLLUP.rows("projects")}) AS g GROUP BY key1
+FROM ({ROLLUP.rows("projects", _STATUS_IS.format(key="key2"))}) AS g GROUP BY key1
 UNION ALL
-SELECT 'user', key1, sum(amount) FROM ({ROLLUP.rows("users")}) AS g GROUP BY key1
+SELECT 'user', key1, sum(amount)
+FROM ({ROLLUP.rows("users", _STATUS_IS.format(key="key2"))}) AS g GROUP BY key1
 ORDER BY 1, 2
 """
 
@@ -289,11 +296,15 @@ class TimeApprovalsReport(Report):
     response_model = TimeApprovalsResponse
     references = {"user_id": "users", "project_id": "projects"}
 
+    def reads_rollup(self, filters: ReportFilters) -> bool:
+        assert isinstance(filters, TimeApprovalsFilters)
+        return filters.user_id is None and filters.project_id is None
+
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
     ) -> TimeApprovalsSummary:
         assert isinstance(filters, TimeApprovalsFilters)
-        if filters.user_id is None and filters.project_id is None and filters.status is None:
+        if self.reads_rollup(filters):
             bins, groups, latency, medians = await _from_rollup(session, ctx, filters)
         else:
             where = _conditions(ctx, filters)
@@ -354,12 +365,17 @@ async def _from_rollup(
         "now_epoch": ctx.now.timestamp(),
         "from_day": from_day,
         "to_day": to_day,
+        "status": filters.status,
         **plan.params,
     }
     hours = await fetch_all(session, _ROLLUP_HOURS_SQL, params)
     groups = await fetch_all(session, _ROLLUP_GROUPS_SQL, params)
     latency = Histogram.from_rows(
-        await fetch_all(session, _ROLLUP_LATENCY_SQL.format(rows=ROLLUP.rows("latency")), params),
+        await fetch_all(
+            session,
+            _ROLLUP_LATENCY_SQL.format(rows=ROLLUP.rows("latency", _APPROVED_WANTED)),
+            params,
+        ),
         COARSE_BIN,
     )
     if not latency.count:
@@ -370,7 +386,9 @@ async def _from_rollup(
     fine_rows = await fetch_all(
         session,
         _ROLLUP_LATENCY_SQL.format(
-            rows=ROLLUP.rows("latency_fine", "bin >= %(fine_lo)s AND bin < %(fine_hi)s")
+            rows=ROLLUP.rows(
+                "latency_fine", f"bin >= %(fine_lo)s AND bin < %(fine_hi)s AND {_APPROVED_WANTED}"
+            )
         ),
         {**params, "fine_lo": first * ratio, "fine_hi": (last + 1) * ratio},
     )
