@@ -186,6 +186,34 @@ def test_a_new_time_zone_is_never_served_from_months_built_in_the_old_one(
     assert set(zones) == {"UTC"}
 
 
+def test_periods_built_by_other_facet_sql_are_never_read_and_get_rebuilt(
+    client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str
+) -> None:
+    from pivotal_reporting.reports.quote_cycle_time import ROLLUP
+
+    _quotes(db, ny_tenant)
+    _refresh(database_url, ny_tenant)
+    _tamper(db, ny_tenant, date(2024, 2, 1), 1000)
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)["totalQuotes"] == 1008
+    # As after a release that changed the report's facets:
+    db.execute(
+        text("UPDATE rollup_periods SET definition = 'older' WHERE organization_id = :org"),
+        {"org": ny_tenant.org.id},
+    )
+    db.commit()
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)["totalQuotes"] == 8
+    refresh_all_blocking(database_url)  # finds the organization by itself
+    definitions = db.execute(
+        text(
+            "SELECT DISTINCT definition FROM rollup_periods WHERE organization_id = :org "
+            "AND report_type = 'quote_cycle_time'"
+        ),
+        {"org": ny_tenant.org.id},
+    ).scalars()
+    assert set(definitions) == {ROLLUP.definition}
+    assert ok_summary(client, ny_tenant, "quote-cycle-time", **WINDOW)["totalQuotes"] == 8
+
+
 def test_renaming_a_project_is_seen_at_once(
     client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str
 ) -> None:

@@ -99,6 +99,7 @@ class RollupPeriod(Base):
     grain: Mapped[str] = mapped_column(Text, primary_key=True)
     period: Mapped[date] = mapped_column(Date, primary_key=True)
     timezone: Mapped[str] = mapped_column(Text)
+    definition: Mapped[str] = mapped_column(Text)  # digest of the facet SQL it was built by
     refreshed_at: Mapped[datetime] = created_at_column()
 
 

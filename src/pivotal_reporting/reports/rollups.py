@@ -8,7 +8,8 @@ groups (and the days of a partial month) plus the rows of its partial edge days,
 instead of half a million rows.
 
 Exactness is the contract, so a period is only read from the rollup when it is
-**fresh**: built in the organization's current time zone and with no change logged
+**fresh**: built in the organization's current time zone, by the current facet SQL
+(``Rollup.definition``), and with no change logged
 (``rollup_changes``, written by statement triggers on the source tables) within a day
 of it. Everything else in the window (the edges, stale or unbuilt periods) is read from
 the source rows by the very same facet SQL, so all parts add up alike. A change costs
@@ -24,6 +25,7 @@ answering a request.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -91,6 +93,12 @@ class Rollup:
 
     def facet(self, name: str) -> Facet:
         return next(f for f in self.facets if f.name == name)
+
+    @property
+    def definition(self) -> str:
+        """A digest of the facets: a period built by other facet SQL is never fresh."""
+        text = repr([(f.name, f.columns, f.sql, f.daily) for f in self.facets])
+        return hashlib.sha256(f"{self.report_type}:{text}".encode()).hexdigest()[:16]
 
     @property
     def _bound_type(self) -> str:
@@ -165,7 +173,7 @@ class Rollup:
             FROM (SELECT rp.grain, rp.period, {self._period_range("rp.period", _STEP)}
                   FROM rollup_periods rp
                   WHERE rp.organization_id = %(org)s AND rp.report_type = %(report)s
-                    AND rp.timezone = %(tz)s
+                    AND rp.timezone = %(tz)s AND rp.definition = %(definition)s
                     AND NOT EXISTS (
                         SELECT 1 FROM rollup_changes c
                         WHERE c.organization_id = rp.organization_id
@@ -179,6 +187,7 @@ class Rollup:
                 "org": ctx.organization_id,
                 "report": self.report_type,
                 "tz": ctx.timezone,
+                "definition": self.definition,
                 "low": low,
                 "high": high,
             },
@@ -221,7 +230,11 @@ class Rollup:
     async def _rebuild(self, connection: AsyncConnection, organization_id: str) -> int:
         await connection.execution_options(isolation_level="REPEATABLE READ")
         run = connection.exec_driver_sql
-        params: dict[str, Any] = {"org": organization_id, "report": self.report_type}
+        params: dict[str, Any] = {
+            "org": organization_id,
+            "report": self.report_type,
+            "definition": self.definition,
+        }
         await run("SELECT set_config('app.maintenance', 'on', true)")
         tz_row = (
             await run("SELECT timezone FROM organizations WHERE id = %(org)s", params)
@@ -247,7 +260,7 @@ class Rollup:
                 ), moved AS (
                     SELECT grain, period FROM rollup_periods
                     WHERE organization_id = %(org)s AND report_type = %(report)s
-                      AND timezone <> %(tz)s
+                      AND (timezone <> %(tz)s OR definition <> %(definition)s)
                 )
                 SELECT (SELECT coalesce(array_agg(id), '{}') FROM log) AS ids,
                        (SELECT coalesce(array_agg(DISTINCT m ORDER BY m), '{}') FROM (
@@ -304,10 +317,13 @@ class Rollup:
             )
         await run(
             """
-            INSERT INTO rollup_periods (organization_id, report_type, grain, period, timezone)
-            SELECT %(org)s, %(report)s, %(grain)s, p, %(tz)s FROM unnest(%(periods)s::date[]) AS p
+            INSERT INTO rollup_periods
+                (organization_id, report_type, grain, period, timezone, definition)
+            SELECT %(org)s, %(report)s, %(grain)s, p, %(tz)s, %(definition)s
+            FROM unnest(%(periods)s::date[]) AS p
             ON CONFLICT (organization_id, report_type, grain, period)
-            DO UPDATE SET timezone = excluded.timezone, refreshed_at = now()
+            DO UPDATE SET timezone = excluded.timezone, definition = excluded.definition,
+                          refreshed_at = now()
             """,
             grain_params,
         )
@@ -370,8 +386,15 @@ async def refresh_rollups(
             await connection.exec_driver_sql("SELECT set_config('app.maintenance', 'on', true)")
             result = await connection.exec_driver_sql(
                 "SELECT DISTINCT organization_id FROM rollup_changes "
-                "UNION SELECT DISTINCT organization_id FROM rollup_periods rm "
-                "JOIN organizations o ON o.id = rm.organization_id AND o.timezone <> rm.timezone"
+                "UNION SELECT DISTINCT rp.organization_id FROM rollup_periods rp "
+                "JOIN organizations o ON o.id = rp.organization_id "
+                "LEFT JOIN unnest(%(reports)s::text[], %(definitions)s::text[]) "
+                "AS d(report_type, definition) ON d.report_type = rp.report_type "
+                "WHERE o.timezone <> rp.timezone OR d.definition IS DISTINCT FROM rp.definition",
+                {
+                    "reports": [r.report_type for r in rollups],
+                    "definitions": [r.definition for r in rollups],
+                },
             )
             organization_ids = [row[0] for row in result.all()]
             await connection.commit()

@@ -7,7 +7,8 @@ instead (see ``reports/rollups.py``):
 - ``report_rollups``: per organization, report, grain (``month`` or ``day``) and local
   period, the report's grouped partial aggregates ("facets": histogram bins,
   per-project counts, ...). Which column holds what is documented by each report module.
-- ``rollup_periods``: which periods are built, and in which time zone.
+- ``rollup_periods``: which periods are built, in which time zone and by which facet
+  SQL (a digest: changing a report's facets makes its periods stale).
 - ``rollup_changes``: an append-only log written by statement triggers on the four
   source tables, one row per organization and UTC date touched. A period with a logged
   change within a day of it is stale and is read from finer periods or the source rows
@@ -158,6 +159,7 @@ def upgrade() -> None:
         sa.Column("grain", sa.Text(), nullable=False),
         sa.Column("period", sa.Date(), nullable=False),
         sa.Column("timezone", sa.Text(), nullable=False),
+        sa.Column("definition", sa.Text(), nullable=False),
         sa.Column(
             "refreshed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
