@@ -173,6 +173,20 @@ class Invoice(Base):
                 "paid_at",
             ),
         ),
+        # Overdue-only summaries read open invoices alone (migration 0007).
+        Index(
+            "ix_invoices_organization_id_issue_date_open",
+            "organization_id",
+            "issue_date",
+            postgresql_include=[
+                "customer_id",
+                "currency",
+                "total_amount",
+                "balance_due",
+                "due_date",
+            ],
+            postgresql_where=text("status IN ('issued', 'part_paid')"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
