@@ -136,3 +136,30 @@ def test_tenant_role_cannot_rewrite_the_audit_log(db: Session, database: Databas
 
     with pytest.raises(DBAPIError, match="permission denied"):
         asyncio.run(run())
+
+
+def test_a_snapshot_session_is_one_read_only_repeatable_read_transaction(
+    db: Session, database: Database
+) -> None:
+    org = create_organization(db)
+
+    async def run() -> tuple[str, str, str, str]:
+        async with database.tenant_session(org.id, snapshot=True) as session:
+            inside = (
+                await session.execute(
+                    text(
+                        "SELECT current_setting('transaction_isolation'), "
+                        "current_setting('transaction_read_only'), "
+                        "current_setting('app.organization_id')"
+                    )
+                )
+            ).one()
+        async with database.tenant_session(org.id) as session:
+            after = (
+                await session.execute(text("SELECT current_setting('transaction_isolation')"))
+            ).scalar_one()
+        return inside[0], inside[1], inside[2], after
+
+    isolation, read_only, organization, next_isolation = asyncio.run(run())
+    assert (isolation, read_only, organization) == ("repeatable read", "on", org.id)
+    assert next_isolation == "read committed"  # the pooled connection is reset

@@ -30,6 +30,7 @@ _ENTER_TENANT = text(
     f"SELECT set_config('role', '{TENANT_ROLE}', true), "
     "set_config('app.organization_id', :org, true)"
 )
+_READ_ONLY = text("SET TRANSACTION READ ONLY")
 _SET_MAINTENANCE = text("SELECT set_config('app.maintenance', 'on', true)")
 
 
@@ -76,11 +77,20 @@ class Database:
         )
 
     @asynccontextmanager
-    async def tenant_session(self, organization_id: str) -> AsyncIterator[AsyncSession]:
-        """One transaction scoped to ``organization_id``; commits on success."""
+    async def tenant_session(
+        self, organization_id: str, *, snapshot: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        """One transaction scoped to ``organization_id``; commits on success.
+
+        ``snapshot``: a read-only REPEATABLE READ transaction, so that all its statements
+        see one state of the data (a summary's several queries must add up).
+        """
         if not organization_id:
             raise ValueError("organization_id is required for a tenant session")
         async with self.sessions() as session, session.begin():
+            if snapshot:
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                await session.execute(_READ_ONLY)
             await session.execute(_ENTER_TENANT, {"org": organization_id})
             yield session
 

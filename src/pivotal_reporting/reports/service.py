@@ -51,10 +51,14 @@ async def generate_summary(
         base_currency=principal.base_currency,
         now=now,
     )
-    async with database.tenant_session(principal.organization_id) as session:
+    # One snapshot for all of a summary's queries (rollups.py decides which periods
+    # are fresh in one statement and reads them in the next); the audit event follows in
+    # its own transaction, since the chain head it updates must not be snapshot-bound.
+    async with database.tenant_session(principal.organization_id, snapshot=True) as session:
         await fetch_one(session, TUNE_TRANSACTION, {})
         await report.check_references(session, filters, field_prefix="query.")
         summary = await report.summarize(session, ctx, filters)
+    async with database.tenant_session(principal.organization_id) as session:
         await record_event(
             session,
             organization_id=principal.organization_id,
