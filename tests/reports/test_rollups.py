@@ -248,6 +248,73 @@ def test_the_refresh_runs_on_the_queue_every_minute_by_default() -> None:
     assert Settings.model_fields["rollup_cron"].default == "* * * * *"
 
 
+def test_a_payment_at_an_ambiguous_local_midnight_counts_in_one_month_on_every_path(
+    client: httpx.Client,
+    tenant: Tenant,
+    db: Session,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Havana turns its clocks back from 01:00 to 00:00 on Sunday 1 November 2026: local
+    # midnight happens twice, and PostgreSQL starts November at the second one.
+    havana = create_tenant(db, tenant.settings, timezone="America/Havana")
+    for paid_at in ("2026-11-01T04:30:00Z", "2026-10-20T12:00:00Z", "2026-11-10T12:00:00Z"):
+        create_payment(db, org=havana.org, paid_at=datetime.fromisoformat(paid_at))
+    window = {"fromDate": "2026-10-15T00:00:00Z", "toDate": "2026-11-20T00:00:00Z"}
+
+    def months(*, rows_only: bool) -> dict[str, int]:
+        with monkeypatch.context() as patch:
+            if rows_only:
+                for report in registry.all_reports():
+                    patch.setattr(type(report), "reads_rollup", lambda self, filters: False)
+            by_month = ok_summary(client, havana, "payments-received", **window)
+            return dict(by_month["paymentsByMonth"])
+
+    expected = months(rows_only=True)
+    assert sum(expected.values()) == 3
+    assert months(rows_only=False) == expected  # read from the rows (nothing built)
+    _refresh(database_url, havana)
+    assert months(rows_only=False) == expected  # from the days and months built
+
+
+def test_an_open_window_reaches_rows_at_the_ends_of_the_calendar(
+    client: httpx.Client,
+    ny_tenant: Tenant,
+    db: Session,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create_quote(
+        db,
+        org=ny_tenant.org,
+        created_at=datetime(1, 1, 1, 1, tzinfo=UTC),
+        decided_at=datetime(1, 1, 1, 12, tzinfo=UTC),
+    )
+    invoice = create_invoice(db, org=ny_tenant.org, issue_date=date(9999, 11, 1))
+    db.execute(  # past what the factory's date arithmetic can reach
+        text(
+            "UPDATE invoices SET issue_date = '9999-12-10', due_date = '9999-12-20' WHERE id = :id"
+        ),
+        {"id": invoice.id},
+    )
+    db.commit()
+
+    def totals(*, rows_only: bool) -> tuple[int, int]:
+        with monkeypatch.context() as patch:
+            if rows_only:
+                for report in registry.all_reports():
+                    patch.setattr(type(report), "reads_rollup", lambda self, filters: False)
+            quotes = ok_summary(client, ny_tenant, "quote-cycle-time")["totalQuotes"]
+            answer = ok_summary(client, ny_tenant, "invoice-settlement-time")
+            invoices = answer["totalInvoices"]
+            return quotes, invoices
+
+    assert totals(rows_only=True) == (1, 1)
+    assert totals(rows_only=False) == (1, 1)
+    _refresh(database_url, ny_tenant)
+    assert totals(rows_only=False) == (1, 1)
+
+
 def test_deleting_an_organization_takes_its_rollups_and_log_with_it(
     ny_tenant: Tenant, db: Session, database_url: str
 ) -> None:

@@ -11,7 +11,12 @@ from pivotal_reporting.models.business import (
     TimeEntry,
 )
 from pivotal_reporting.models.export_job import ExportJob
-from pivotal_reporting.models.rollups import RollupChange, RollupPeriod, report_rollups
+from pivotal_reporting.models.rollups import (
+    RollupChange,
+    RollupNameVersion,
+    RollupPeriod,
+    report_rollups,
+)
 from pivotal_reporting.models.tenancy import (
     Organization,
     Permission,
@@ -36,6 +41,7 @@ __all__ = [
     "Role",
     "RolePermission",
     "RollupChange",
+    "RollupNameVersion",
     "RollupPeriod",
     "TimeEntry",
     "User",

@@ -100,6 +100,7 @@ class RollupPeriod(Base):
     period: Mapped[date] = mapped_column(Date, primary_key=True)
     timezone: Mapped[str] = mapped_column(Text)
     definition: Mapped[str] = mapped_column(Text)  # digest of the facet SQL it was built by
+    names_version: Mapped[int] = mapped_column(BigInteger)  # RollupNameVersion at build
     refreshed_at: Mapped[datetime] = created_at_column()
 
 
@@ -121,3 +122,13 @@ class RollupChange(Base):
     organization_id: Mapped[str] = mapped_column(Text)
     report_type: Mapped[str] = mapped_column(Text)
     day: Mapped[date] = mapped_column(Date)
+
+
+class RollupNameVersion(Base):
+    """Bumped by renaming or deleting a project, customer or user (no foreign key: a
+    deleted organization's cascade bumps it too)."""
+
+    __tablename__ = "rollup_name_versions"
+
+    organization_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -136,6 +136,17 @@ EXPORT_COLUMNS = (
     "paid_month",
 )
 
+# The local month a payment counts in, as the months of _MONTH_STARTS bound it: its
+# wall-clock month, unless a local midnight that is ambiguous or skipped (a DST change at
+# midnight) puts the month's first instant after or before it.
+_WALL_MONTH = "date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)"
+_LOCAL_MONTH = f"""CASE
+               WHEN p.paid_at < ({_WALL_MONTH} AT TIME ZONE %(tz)s)
+                   THEN ({_WALL_MONTH} - interval '1 month')::date
+               WHEN p.paid_at >= (({_WALL_MONTH} + interval '1 month') AT TIME ZONE %(tz)s)
+                   THEN ({_WALL_MONTH} + interval '1 month')::date
+               ELSE {_WALL_MONTH}::date END"""
+
 _RANGE_ROWS = """FROM {ranges} AS r
 JOIN payments p ON p.organization_id = %(org)s AND p.paid_at >= r.lo AND p.paid_at < r.hi
  AND p.status = 'completed'"""
@@ -150,8 +161,7 @@ ROLLUP = Rollup(
             "totals",
             ("day1", "key1", "key2", "bin", "n", "amount"),
             f"""
-    SELECT r.period, coalesce(r.month, date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)::date)
-               AS day1,
+    SELECT r.period, coalesce(r.month, {_LOCAL_MONTH}) AS day1,
            p.currency AS key1, p.method AS key2,
            width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
                AS bin,

@@ -33,6 +33,14 @@ async def rebuild_all(database: Database, organization_ids: Sequence[str]) -> Ma
     """
     async with database.system_session() as session:
         orgs = {"orgs": list(organization_ids)}
+        # Wait for (and then keep out) refreshes of these organizations: one that read
+        # the rows before a trigger-less load must not commit its periods after this.
+        for rollup in ROLLUPS:
+            for organization_id in organization_ids:
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                    {"key": rollup.lock_key(organization_id)},
+                )
         for table in ("report_rollups", "rollup_periods", "rollup_changes"):
             await session.execute(
                 text(f"DELETE FROM {table} WHERE organization_id = ANY(:orgs)"), orgs

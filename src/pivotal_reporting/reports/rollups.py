@@ -9,7 +9,8 @@ instead of half a million rows.
 
 Exactness is the contract, so a period is only read from the rollup when it is
 **fresh**: built in the organization's current time zone, by the current facet SQL
-(``Rollup.definition``), and with no change logged
+(``Rollup.definition``), under its current names (renames bump a version), and with no
+change logged
 (``rollup_changes``, written by statement triggers on the source tables) within a day
 of it. Everything else in the window (the edges, stale or unbuilt periods) is read from
 the source rows by the very same facet SQL, so all parts add up alike. A change costs
@@ -41,6 +42,10 @@ GRAINS = ("month", "day")
 # Raw ranges a request may read per facet (the window's two edges and two runs of
 # stale periods); more, and the plan reads more raw rather than more ranges.
 RAW_SLOTS = 4
+# The organization's names version (bumped by renames; 0 before any).
+_NAMES_VERSION = (
+    "coalesce((SELECT version FROM rollup_name_versions WHERE organization_id = %(org)s), 0)"
+)
 # The length of a period of the row's grain (SQL, for rows of rollup_periods).
 _STEP = "CASE rp.grain WHEN 'month' THEN interval '1 month' ELSE interval '1 day' END"
 _EARLIEST_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
@@ -93,6 +98,10 @@ class Rollup:
 
     def facet(self, name: str) -> Facet:
         return next(f for f in self.facets if f.name == name)
+
+    def lock_key(self, organization_id: str) -> str:
+        """The advisory lock (``hashtextextended``) serializing this report's refreshes."""
+        return f"rollup:{organization_id}:{self.report_type}"
 
     @property
     def definition(self) -> str:
@@ -166,6 +175,10 @@ class Rollup:
         """Split ``[lower, upper)`` into fresh months, fresh days and raw ranges."""
         low: Any = lower if lower is not None else self._earliest
         high: Any = upper if upper is not None else self._latest
+        # An open end stands in for -infinity / infinity: no period may reach it, so that
+        # the raw range beyond the last period always exists (and is made infinite).
+        low_op = ">=" if lower is not None else ">"
+        high_op = "<=" if upper is not None else "<"
         fresh = await fetch_all(
             session,
             f"""
@@ -174,13 +187,15 @@ class Rollup:
                   FROM rollup_periods rp
                   WHERE rp.organization_id = %(org)s AND rp.report_type = %(report)s
                     AND rp.timezone = %(tz)s AND rp.definition = %(definition)s
+                    AND rp.names_version = {_NAMES_VERSION}
                     AND NOT EXISTS (
                         SELECT 1 FROM rollup_changes c
                         WHERE c.organization_id = rp.organization_id
                           AND c.report_type = rp.report_type
                           AND c.day BETWEEN rp.period - 1 AND (rp.period + {_STEP})::date)
                  ) AS f(grain, period, lo, hi)
-            WHERE f.lo >= %(low)s::{self._bound_type} AND f.hi <= %(high)s::{self._bound_type}
+            WHERE f.lo {low_op} %(low)s::{self._bound_type}
+              AND f.hi {high_op} %(high)s::{self._bound_type}
             ORDER BY f.lo
             """,
             {
@@ -198,7 +213,7 @@ class Rollup:
         days, raw = _cover(gaps, [p for p in fresh if p["grain"] == "day"])
         if len(raw) > RAW_SLOTS:
             days, raw = [], gaps
-        return RollupPlan(months, days, raw, gaps, empty=low)
+        return RollupPlan(months, days, raw, gaps, unbounded=(self._earliest, self._latest))
 
     @property
     def _earliest(self) -> datetime | date:
@@ -215,7 +230,7 @@ class Rollup:
         it consumes are exactly those its rebuild has seen), serialized per organization
         and report by a session advisory lock taken before the snapshot.
         """
-        lock = {"key": f"rollup:{organization_id}:{self.report_type}"}
+        lock = {"key": self.lock_key(organization_id)}
         await connection.execute(text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"), lock)
         await connection.commit()
         try:
@@ -248,6 +263,7 @@ class Rollup:
             await connection.commit()
             return 0
         params["tz"] = tz_row[0]
+        params["names_version"] = (await run(f"SELECT {_NAMES_VERSION}", params)).scalar_one()
         stale = (
             (
                 await run(
@@ -257,10 +273,13 @@ class Rollup:
                     WHERE organization_id = %(org)s AND report_type = %(report)s
                 ), near AS (
                     SELECT day + shift AS day FROM log, (VALUES (-1), (0), (1)) AS s(shift)
+                    -- periods past the calendar Python knows are never built (read raw)
+                    WHERE day + shift BETWEEN '0001-01-01' AND '9999-11-30'
                 ), moved AS (
                     SELECT grain, period FROM rollup_periods
                     WHERE organization_id = %(org)s AND report_type = %(report)s
-                      AND (timezone <> %(tz)s OR definition <> %(definition)s)
+                      AND (timezone <> %(tz)s OR definition <> %(definition)s
+                           OR names_version <> %(names_version)s)
                 )
                 SELECT (SELECT coalesce(array_agg(id), '{}') FROM log) AS ids,
                        (SELECT coalesce(array_agg(DISTINCT m ORDER BY m), '{}') FROM (
@@ -318,12 +337,12 @@ class Rollup:
         await run(
             """
             INSERT INTO rollup_periods
-                (organization_id, report_type, grain, period, timezone, definition)
-            SELECT %(org)s, %(report)s, %(grain)s, p, %(tz)s, %(definition)s
+                (organization_id, report_type, grain, period, timezone, definition, names_version)
+            SELECT %(org)s, %(report)s, %(grain)s, p, %(tz)s, %(definition)s, %(names_version)s
             FROM unnest(%(periods)s::date[]) AS p
             ON CONFLICT (organization_id, report_type, grain, period)
             DO UPDATE SET timezone = excluded.timezone, definition = excluded.definition,
-                          refreshed_at = now()
+                          names_version = excluded.names_version, refreshed_at = now()
             """,
             grain_params,
         )
@@ -359,15 +378,24 @@ class RollupPlan:
     days: list[date]
     raw: list[tuple[Any, Any]]
     gaps: list[tuple[Any, Any]]
-    empty: Any  # a bound for unused slots (an empty range)
+    unbounded: tuple[Any, Any]  # the stand-ins of an open window's ends
+
+    def _bound(self, value: Any) -> Any:
+        """A range end as bound: an open window's ends become PostgreSQL's infinities."""
+        if value == self.unbounded[0]:
+            return "-infinity"
+        if value == self.unbounded[1]:
+            return "infinity"
+        return value
 
     @property
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"rollup_months": self.months, "rollup_days": self.days}
         for slot, ranges in (("raw", self.raw), ("gap", self.gaps)):
             for k in range(RAW_SLOTS):
-                lo, hi = ranges[k] if k < len(ranges) else (self.empty, self.empty)
-                params[f"{slot}{k}_lo"], params[f"{slot}{k}_hi"] = lo, hi
+                lo, hi = ranges[k] if k < len(ranges) else (None, None)  # unused: empty
+                params[f"{slot}{k}_lo"] = "infinity" if lo is None else self._bound(lo)
+                params[f"{slot}{k}_hi"] = "infinity" if hi is None else self._bound(hi)
         return params
 
 
@@ -390,7 +418,9 @@ async def refresh_rollups(
                 "JOIN organizations o ON o.id = rp.organization_id "
                 "LEFT JOIN unnest(%(reports)s::text[], %(definitions)s::text[]) "
                 "AS d(report_type, definition) ON d.report_type = rp.report_type "
-                "WHERE o.timezone <> rp.timezone OR d.definition IS DISTINCT FROM rp.definition",
+                "LEFT JOIN rollup_name_versions v ON v.organization_id = rp.organization_id "
+                "WHERE o.timezone <> rp.timezone OR d.definition IS DISTINCT FROM rp.definition "
+                "OR rp.names_version <> coalesce(v.version, 0)",
                 {
                     "reports": [r.report_type for r in rollups],
                     "definitions": [r.definition for r in rollups],

@@ -7,8 +7,9 @@ instead (see ``reports/rollups.py``):
 - ``report_rollups``: per organization, report, grain (``month`` or ``day``) and local
   period, the report's grouped partial aggregates ("facets": histogram bins,
   per-project counts, ...). Which column holds what is documented by each report module.
-- ``rollup_periods``: which periods are built, in which time zone and by which facet
-  SQL (a digest: changing a report's facets makes its periods stale).
+- ``rollup_periods``: which periods are built, in which time zone, by which facet SQL
+  (a digest: changing a report's facets makes its periods stale) and under which
+  version of the organization's names (``rollup_name_versions``, bumped by renames).
 - ``rollup_changes``: an append-only log written by statement triggers on the four
   source tables, one row per organization and UTC date touched. A period with a logged
   change within a day of it is stale and is read from finer periods or the source rows
@@ -41,7 +42,7 @@ SOURCES = {
     "payments": ("payments_received", "(paid_at AT TIME ZONE 'UTC')::date"),
     "time_entries": ("time_approvals", "work_date"),
 }
-ROLLUP_TABLES = ("report_rollups", "rollup_periods", "rollup_changes")
+ROLLUP_TABLES = ("report_rollups", "rollup_periods", "rollup_changes", "rollup_name_versions")
 # Covered by the rollup index: a request reads its periods by index-only scans.
 MEASURES = (
     "key1",
@@ -88,26 +89,29 @@ $$
 """
 
 # Rollups group by the names the reports publish; renaming (or deleting) a project,
-# customer or user marks every built period of its organization stale.
+# customer or user bumps its organization's names version, and a period built under
+# another version is stale. (A counter, not a log of periods: a refresh running at the
+# time of the rename may be building periods nobody can list yet.)
 NAMED = {"projects": "name", "customers": "name", "users": "display_name"}
 
 _RENAME_FUNCTION = """
-CREATE FUNCTION log_rollup_rename() RETURNS trigger
+CREATE FUNCTION bump_rollup_names() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
     name_column text := TG_ARGV[0];
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         EXECUTE format(
-            'INSERT INTO rollup_changes (organization_id, report_type, day) '
-            'SELECT rp.organization_id, rp.report_type, rp.period FROM rollup_periods rp '
-            'WHERE rp.organization_id IN (SELECT o.organization_id FROM old_rows o '
-            'JOIN new_rows n ON n.id = o.id WHERE o.%1$I IS DISTINCT FROM n.%1$I)',
+            'INSERT INTO rollup_name_versions (organization_id, version) '
+            'SELECT DISTINCT o.organization_id, 1 FROM old_rows o '
+            'JOIN new_rows n ON n.id = o.id WHERE o.%1$I IS DISTINCT FROM n.%1$I '
+            'ON CONFLICT (organization_id) '
+            'DO UPDATE SET version = rollup_name_versions.version + 1',
             name_column);
     ELSE
-        INSERT INTO rollup_changes (organization_id, report_type, day)
-        SELECT rp.organization_id, rp.report_type, rp.period FROM rollup_periods rp
-        WHERE rp.organization_id IN (SELECT organization_id FROM old_rows);
+        INSERT INTO rollup_name_versions (organization_id, version)
+        SELECT DISTINCT organization_id, 1 FROM old_rows
+        ON CONFLICT (organization_id) DO UPDATE SET version = rollup_name_versions.version + 1;
     END IF;
     RETURN NULL;
 END
@@ -160,6 +164,7 @@ def upgrade() -> None:
         sa.Column("period", sa.Date(), nullable=False),
         sa.Column("timezone", sa.Text(), nullable=False),
         sa.Column("definition", sa.Text(), nullable=False),
+        sa.Column("names_version", sa.BigInteger(), nullable=False),
         sa.Column(
             "refreshed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
@@ -191,12 +196,18 @@ def upgrade() -> None:
         "rollup_changes",
         ["organization_id", "report_type", "day"],
     )
+    op.create_table(
+        "rollup_name_versions",
+        # No foreign key either: deletes cascading from a deleted organization bump it.
+        sa.Column("organization_id", sa.Text(), primary_key=True),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+    )
     for table in ROLLUP_TABLES:
         for statement in enable_tenant_rls(table):
             op.execute(statement)
     # The triggers run as the owner whoever writes the source rows: they may log and
     # reset builds without the maintenance setting.
-    for table in ("rollup_periods", "rollup_changes"):
+    for table in ("rollup_periods", "rollup_changes", "rollup_name_versions"):
         op.execute(
             f"CREATE POLICY derived_data ON {table} TO CURRENT_USER USING (true) WITH CHECK (true)"
         )
@@ -232,12 +243,12 @@ def upgrade() -> None:
         op.execute(
             f"CREATE TRIGGER {table}_rollup_rename AFTER UPDATE ON {table} "
             "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
-            f"EXECUTE FUNCTION log_rollup_rename({_quoted(name_column)})"
+            f"EXECUTE FUNCTION bump_rollup_names({_quoted(name_column)})"
         )
         op.execute(
             f"CREATE TRIGGER {table}_rollup_delete AFTER DELETE ON {table} "
             "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
-            f"EXECUTE FUNCTION log_rollup_rename({_quoted(name_column)})"
+            f"EXECUTE FUNCTION bump_rollup_names({_quoted(name_column)})"
         )
 
     # Overdue-only invoice summaries read open invoices alone (12% of them in the demo).
@@ -275,7 +286,7 @@ def downgrade() -> None:
     for table in NAMED:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_rollup_rename ON {table}")
         op.execute(f"DROP TRIGGER IF EXISTS {table}_rollup_delete ON {table}")
-    op.execute("DROP FUNCTION IF EXISTS log_rollup_rename()")
+    op.execute("DROP FUNCTION IF EXISTS bump_rollup_names()")
     op.execute("DROP FUNCTION IF EXISTS log_rollup_change()")
     for table in ROLLUP_TABLES:
         op.execute(f"DROP POLICY IF EXISTS derived_data ON {table}")
