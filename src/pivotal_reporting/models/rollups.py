@@ -46,6 +46,7 @@ report_rollups = Table(
     Column("facet", Text, nullable=False),
     Column("key1", Text),
     Column("key2", Text),
+    Column("key3", Text),
     Column("day1", Date),
     Column("day2", Date),
     Column("flag", Boolean),
@@ -67,6 +68,7 @@ report_rollups = Table(
         postgresql_include=[
             "key1",
             "key2",
+            "key3",
             "day1",
             "day2",
             "flag",

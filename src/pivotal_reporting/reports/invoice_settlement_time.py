@@ -15,8 +15,8 @@ and it is not paid, void or written off. Served by
   ``day1`` issue date, ``day2`` due date, ``flag`` balance_due > 0; ``n``, ``amount``
   total_amount, ``amount2`` balance_due. Days outstanding and overdue depend on
   ``asOf``, so they are derived from these groups when asked.
-- ``customers``: ``key1`` customer name; ``n``. ``customers_by_status`` and
-  ``customers_by_currency`` add ``key2``, the status or currency filtered on.
+- ``customers``: ``key1`` customer name; ``n``. ``customers_filtered`` adds ``key2``
+  status and ``key3`` currency, for the breakdown of a filtered summary.
 """
 
 from __future__ import annotations
@@ -246,10 +246,10 @@ ROLLUP = Rollup(
         ),
         count_by_customer_name(_RANGE_ROWS, "i.customer_id"),
         count_by_customer_name(
-            _RANGE_ROWS, "i.customer_id", facet="customers_by_status", key2="i.status"
-        ),
-        count_by_customer_name(
-            _RANGE_ROWS, "i.customer_id", facet="customers_by_currency", key2="i.currency"
+            _RANGE_ROWS,
+            "i.customer_id",
+            facet="customers_filtered",
+            keys=("i.status", "i.currency"),
         ),
     ),
 )
@@ -326,14 +326,16 @@ GROUP BY key1
 ORDER BY key1
 """
 # Per filter (at most one of status and currency): the customers facet that has its key.
+_CUSTOMERS_WANTED = " AND ".join(
+    (
+        _IS_FILTER.format(key="key2", filter="status"),
+        _IS_FILTER.format(key="key3", filter="currency"),
+    )
+)
+# Unfiltered: the compact customers facet; with status and/or currency: the one keyed by both.
 _ROLLUP_BY_CUSTOMER_SQL = {
-    None: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers")),
-    "status": _BY_CUSTOMER.format(
-        rows=ROLLUP.rows("customers_by_status", _IS_FILTER.format(key="key2", filter="status"))
-    ),
-    "currency": _BY_CUSTOMER.format(
-        rows=ROLLUP.rows("customers_by_currency", _IS_FILTER.format(key="key2", filter="currency"))
-    ),
+    False: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers")),
+    True: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers_filtered", _CUSTOMERS_WANTED)),
 }
 
 EXPORT_COLUMNS = (
@@ -377,11 +379,7 @@ class InvoiceSettlementTimeReport(Report):
 
     def reads_rollup(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, InvoiceSettlementTimeFilters)
-        return (
-            filters.customer_id is None
-            and (filters.status is None or filters.currency is None)
-            and not filters.overdue_only
-        )
+        return filters.customer_id is None and not filters.overdue_only
 
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
@@ -394,11 +392,11 @@ class InvoiceSettlementTimeReport(Report):
         if self.reads_rollup(filters):
             plan = await ROLLUP.plan(session, ctx, params["first_day"], params["end_day"])
             params.update(plan.params, status=filters.status, currency=filters.currency)
-            breakdown = "status" if filters.status else "currency" if filters.currency else None
+            filtered = filters.status is not None or filters.currency is not None
             parts = await fetch_all(session, _ROLLUP_SQL, params)
             bins = [row for row in parts if row["kind"] == "bins"]
             groups = [row for row in parts if row["kind"] != "bins"]
-            groups += await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[breakdown], params)
+            groups += await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
         else:
             bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), params)
             groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)

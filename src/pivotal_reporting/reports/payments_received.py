@@ -9,8 +9,8 @@ when only the window is filtered, by the rollups (rollups.py) with these facets:
 
 - ``totals``: ``day1`` local month paid, ``key1`` currency, ``key2`` method, ``bin``
   amount bucket; ``n``, ``amount``.
-- ``customers``: ``key1`` customer name; ``n``. ``customers_by_method`` and
-  ``customers_by_currency`` add ``key2``, the method or currency filtered on.
+- ``customers``: ``key1`` customer name; ``n``. ``customers_filtered`` adds ``key2``
+  method and ``key3`` currency, for the breakdown of a filtered summary.
 """
 
 from __future__ import annotations
@@ -172,10 +172,10 @@ ROLLUP = Rollup(
         ),
         count_by_customer_name(_RANGE_ROWS, "p.customer_id"),
         count_by_customer_name(
-            _RANGE_ROWS, "p.customer_id", facet="customers_by_method", key2="p.method"
-        ),
-        count_by_customer_name(
-            _RANGE_ROWS, "p.customer_id", facet="customers_by_currency", key2="p.currency"
+            _RANGE_ROWS,
+            "p.customer_id",
+            facet="customers_filtered",
+            keys=("p.method", "p.currency"),
         ),
     ),
 )
@@ -201,14 +201,16 @@ SELECT key1 AS key, sum(n)::bigint AS n FROM ({rows}) AS g
 GROUP BY key1 ORDER BY key1
 """
 # Per filter (at most one of method and currency): the customers facet that has its key.
+_CUSTOMERS_WANTED = " AND ".join(
+    (
+        _IS_FILTER.format(key="key2", filter="method"),
+        _IS_FILTER.format(key="key3", filter="currency"),
+    )
+)
+# Unfiltered: the compact customers facet; with method and/or currency: the one keyed by both.
 _ROLLUP_BY_CUSTOMER_SQL = {
-    None: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers")),
-    "method": _BY_CUSTOMER.format(
-        rows=ROLLUP.rows("customers_by_method", _IS_FILTER.format(key="key2", filter="method"))
-    ),
-    "currency": _BY_CUSTOMER.format(
-        rows=ROLLUP.rows("customers_by_currency", _IS_FILTER.format(key="key2", filter="currency"))
-    ),
+    False: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers")),
+    True: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers_filtered", _CUSTOMERS_WANTED)),
 }
 
 _EXPORT_SQL = f"""
@@ -236,7 +238,7 @@ class PaymentsReceivedReport(Report):
 
     def reads_rollup(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, PaymentsReceivedFilters)
-        return filters.customer_id is None and (filters.method is None or filters.currency is None)
+        return filters.customer_id is None
 
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
@@ -250,9 +252,9 @@ class PaymentsReceivedReport(Report):
             plan = await ROLLUP.plan(session, ctx, filters.from_date, filters.to_date)
             params.update(plan.params)
             params.update(method=filters.method, currency=filters.currency)
-            breakdown = "method" if filters.method else "currency" if filters.currency else None
+            filtered = filters.method is not None or filters.currency is not None
             groups = await fetch_all(session, _ROLLUP_TOTALS_SQL, params)
-            customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[breakdown], params)
+            customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
         else:
             groups = await fetch_all(session, _TOTALS_SQL.format(conditions=where.sql), params)
             customers = await fetch_all(

@@ -69,20 +69,33 @@ class Facet:
 
 
 def count_by_customer_name(
-    range_rows: str, customer_id: str, *, facet: str = "customers", key2: str | None = None
+    range_rows: str,
+    customer_id: str,
+    *,
+    facet: str = "customers",
+    keys: tuple[str, str] | None = None,
 ) -> Facet:
-    """A customers facet: ``key1`` customer name (and ``key2`` another key, e.g. the
-    status, for a filtered breakdown), ``n`` rows. Month grain only: a day has about one
-    row per customer."""
-    second = f", {key2} AS key2" if key2 else ""
-    return Facet(
-        facet,
-        ("key1", "key2", "n") if key2 else ("key1", "n"),
-        f"""
-    SELECT r.period, c.name AS key1{second}, count(*) AS n
+    """A customers facet: ``key1`` customer name, ``n`` rows; with ``keys``, also
+    ``key2`` and ``key3`` (e.g. status and currency) for filtered breakdowns. Month grain
+    only: a day has about one row per customer."""
+    if keys is None:
+        return Facet(
+            facet,
+            ("key1", "n"),
+            f"""
+    SELECT r.period, c.name AS key1, count(*) AS n
     {range_rows}
     JOIN customers c ON c.organization_id = %(org)s AND c.id = {customer_id}
-    GROUP BY r.period, c.name{", 3" if key2 else ""}""",
+    GROUP BY r.period, c.name""",
+        )
+    return Facet(
+        facet,
+        ("key1", "key2", "key3", "n"),
+        f"""
+    SELECT r.period, c.name AS key1, {keys[0]} AS key2, {keys[1]} AS key3, count(*) AS n
+    {range_rows}
+    JOIN customers c ON c.organization_id = %(org)s AND c.id = {customer_id}
+    GROUP BY r.period, c.name, 3, 4""",
     )
 
 

@@ -47,6 +47,7 @@ ROLLUP_TABLES = ("report_rollups", "rollup_periods", "rollup_changes", "rollup_n
 MEASURES = (
     "key1",
     "key2",
+    "key3",
     "day1",
     "day2",
     "flag",
@@ -133,6 +134,7 @@ def upgrade() -> None:
         sa.Column("facet", sa.Text(), nullable=False),
         sa.Column("key1", sa.Text()),
         sa.Column("key2", sa.Text()),
+        sa.Column("key3", sa.Text()),
         sa.Column("day1", sa.Date()),
         sa.Column("day2", sa.Date()),
         sa.Column("flag", sa.Boolean()),
