@@ -167,7 +167,20 @@ def test_job_list_cursor_keeps_the_status_filter(
     assert [job for page in pages for job in page] == completed
 
 
-@pytest.mark.parametrize("cursor", ["nonsense", "eyJ4IjogMX0", "W10", "%%%"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "nonsense",
+        "eyJ4IjogMX0",  # {"x": 1}
+        "W10",  # []
+        "%%%",
+        "WyJ2MSIsICIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgImFcdTAwMDBiIl0",  # a NUL in the id
+        "WyJ2MSIsICIwMDAxLTAxLTAxVDAwOjAwOjAwKzE0OjAwIiwgImpvYl94Il0",  # 0001-01-01+14:00
+        "WyJ2MSIsICI5OTk5LTEyLTMxVDIzOjU5OjU5LTE0OjAwIiwgImpvYl94Il0",  # 9999-12-31-14:00
+        "WyJ2MSIsICIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgNV0",  # a number as the id
+        "WyJ2MSIsIDUsICJqb2JfeCJd",  # a number as the instant
+    ],
+)
 def test_a_malformed_cursor_is_422(client: httpx.Client, tenant: Tenant, cursor: str) -> None:
     response = client.get(
         EXPORT, params={"cursor": cursor}, headers=tenant.headers(tenant.exporter)

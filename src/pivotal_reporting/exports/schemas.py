@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,6 +140,10 @@ class ExportJobPage(CamelModel):
     )
 
 
+# Job ids are server-generated (``job_`` + URL-safe characters).
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
 @dataclass(frozen=True)
 class JobPosition:
     """Where a page of jobs ends: the last job's ``created_at`` and ``id`` (the sort key)."""
@@ -158,13 +163,14 @@ def decode_job_cursor(cursor: str) -> JobPosition:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, created_at, job_id = json.loads(raw)
-        if version != "v1" or not isinstance(job_id, str):
+        if version != "v1" or not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
             raise ValueError(raw)
-        position = JobPosition(datetime.fromisoformat(created_at), job_id)
-        if position.created_at.tzinfo is None:
+        instant = datetime.fromisoformat(created_at)
+        if instant.tzinfo is None:
             raise ValueError(raw)
-        return position
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        # In UTC, as issued; an instant beyond datetime's range fails here, not in SQL.
+        return JobPosition(instant.astimezone(UTC), job_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidInput(
             "Invalid cursor: pass back the nextCursor of the previous page.",
             errors=[{"field": "query.cursor", "message": "malformed cursor"}],
