@@ -141,3 +141,121 @@ def test_unhandled_error_is_500_without_internals(probe: httpx.Client) -> None:
     assert response.headers["content-type"] == PROBLEM
     assert "passwd" not in response.text
     assert "Traceback" not in response.text
+
+
+SUMMARY_PATHS = [
+    "/v1/reports/summary/invoice-settlement-time",
+    "/v1/reports/summary/payments-received",
+    "/v1/reports/summary/quote-cycle-time",
+    "/v1/reports/summary/time-approvals",
+]
+
+
+@pytest.mark.parametrize("path", ["/v1/reports/summary/nope", "/v1/reports/summary/nope/deeper"])
+def test_unknown_summary_path_lists_the_valid_ones(
+    client: httpx.Client, tenant: Tenant, path: str
+) -> None:
+    response = client.get(path, headers=tenant.headers(tenant.viewer))
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    detail = response.json()["detail"]
+    assert detail == (
+        "No such path. The paths under /v1/reports/summary/ are: " + ", ".join(SUMMARY_PATHS) + "."
+    )
+
+
+def test_unknown_path_outside_a_family_points_to_the_docs(client: httpx.Client) -> None:
+    response = client.get("/v1/nowhere")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "No such path; /docs lists the API."
+
+
+def test_validation_messages_carry_no_pydantic_prefix(client: httpx.Client, tenant: Tenant) -> None:
+    window = {"fromDate": "2026-02-01T00:00:00Z", "toDate": "2026-01-01T00:00:00Z"}
+    summary = client.get(
+        "/v1/reports/summary/payments-received",
+        params=window,
+        headers=tenant.headers(tenant.viewer),
+    )
+    export = client.post(
+        "/v1/reports/export",
+        json={"reportType": "payments_received", "format": "csv", "filters": window},
+        headers=tenant.headers(tenant.exporter),
+    )
+    for response, field in ((summary, "query.toDate"), (export, "filters.toDate")):
+        assert response.status_code == 422
+        assert response.json()["errors"] == [
+            {"field": field, "message": "toDate must be later than fromDate"}
+        ]
+        assert "Value error" not in response.text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["2026-01-01T00:00:00+02:00", "2026-01-01T00:00:00.250+0530", "2026-01-01T00:00+02:00"],
+)
+def test_an_unencoded_plus_in_an_offset_says_to_encode_it(
+    client: httpx.Client, tenant: Tenant, raw: str
+) -> None:
+    # Sent literally (not as %2B), the query string's '+' is decoded as a space.
+    response = client.get(
+        f"/v1/reports/summary/payments-received?fromDate={raw}",
+        headers=tenant.headers(tenant.viewer),
+    )
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["field"] == "query.fromDate"
+    assert "encode + as %2B" in error["message"]
+    encoded = client.get(
+        "/v1/reports/summary/payments-received",
+        params={"fromDate": raw},  # httpx encodes '+' as %2B
+        headers=tenant.headers(tenant.viewer),
+    )
+    assert encoded.status_code == 200, encoded.text
+
+
+def test_a_plain_invalid_date_keeps_pydantic_s_message(
+    client: httpx.Client, tenant: Tenant
+) -> None:
+    response = client.get(
+        "/v1/reports/summary/payments-received",
+        params={"fromDate": "yesterday"},
+        headers=tenant.headers(tenant.viewer),
+    )
+    assert response.status_code == 422
+    assert "%2B" not in response.json()["errors"][0]["message"]
+
+
+EXPORT_BODY = b'{"reportType": "payments_received", "format": "csv"}'
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_a_json_body_not_declared_as_json_is_415(
+    client: httpx.Client, tenant: Tenant, content_type: str | None
+) -> None:
+    headers = tenant.headers(tenant.exporter)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = client.post("/v1/reports/export", content=EXPORT_BODY, headers=headers)
+    assert response.status_code == 415
+    assert response.headers["content-type"] == PROBLEM
+    assert "Content-Type: application/json" in response.json()["detail"]
+    declared = client.post(
+        "/v1/reports/export",
+        content=EXPORT_BODY,
+        headers=tenant.headers(tenant.exporter) | {"Content-Type": "application/json"},
+    )
+    assert declared.status_code == 202, declared.text
+
+
+def test_a_json_post_without_a_body_is_still_422(client: httpx.Client, tenant: Tenant) -> None:
+    response = client.post("/v1/reports/export", headers=tenant.headers(tenant.exporter))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body"
+
+
+def test_415_is_documented_on_the_export_post(client: httpx.Client) -> None:
+    responses = client.get("/openapi.json").json()["paths"]["/v1/reports/export"]["post"][
+        "responses"
+    ]
+    assert "application/problem+json" in responses["415"]["content"]

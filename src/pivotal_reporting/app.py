@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from pivotal_reporting import __version__, schema
 from pivotal_reporting.api import mount_routers
+from pivotal_reporting.api_docs import install_docs
 from pivotal_reporting.auth.denials import install_denial_audit
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
@@ -44,11 +45,14 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         version=__version__,
         description="Compliance reporting: exact summaries and governed exports.",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Swagger UI from the package's own assets (api_docs.py), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
     install_denial_audit(app)
     install_middleware(app, settings)
     mount_routers(app)
+    install_docs(app)
     return app

@@ -7,6 +7,7 @@ every framework error, into RFC 9457 problem documents. No stack trace reaches a
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -93,6 +94,25 @@ class TooManyRequests(AppError):
     code = "rate_limited"
 
 
+# Pydantic prefixes the message of a ``ValueError`` raised in a validator with this.
+_PYDANTIC_VALUE_ERROR_PREFIX = "Value error, "
+
+
+def _clean_message(message: str) -> str:
+    return message.removeprefix(_PYDANTIC_VALUE_ERROR_PREFIX)
+
+
+def _clean_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Field errors as sent: pydantic's ``Value error, `` prefix removed from each message."""
+    cleaned = []
+    for error in errors:
+        item = dict(error)
+        if isinstance(item.get("message"), str):
+            item["message"] = _clean_message(item["message"])
+        cleaned.append(item)
+    return cleaned
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -111,10 +131,29 @@ def problem_response(
     if instance:
         body["instance"] = instance
     if errors:
-        body["errors"] = list(errors)
+        body["errors"] = _clean_errors(errors)
     return JSONResponse(
         body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE
     )
+
+
+# A query string's unencoded ``+`` arrives as a space: ``...T00:00:00 02:00``.
+_DECODED_PLUS_OFFSET = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)? \d{2}(:?\d{2})?$")
+PLUS_AS_SPACE_MESSAGE = (
+    "the offset's '+' was read as a space: in a query string, encode + as %2B "
+    "(e.g. 2026-01-01T00:00:00%2B02:00)"
+)
+
+
+def _field_message(error: Mapping[str, Any]) -> str:
+    value = error.get("input")
+    if (
+        error.get("loc", ("",))[0] == "query"
+        and isinstance(value, str)
+        and _DECODED_PLUS_OFFSET.search(value)
+    ):
+        return PLUS_AS_SPACE_MESSAGE
+    return str(error.get("msg", "invalid value"))
 
 
 def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
@@ -122,8 +161,25 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     result = []
     for error in exc.errors():
         location = ".".join(str(part) for part in error.get("loc", ()))
-        result.append({"field": location, "message": str(error.get("msg", "invalid value"))})
+        result.append({"field": location, "message": _field_message(error)})
     return result
+
+
+_JSON_MEDIA_TYPE = re.compile(r"^application/([\w.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
+
+
+def _body_is_not_json(request: Request, exc: RequestValidationError) -> bool:
+    """A JSON body was expected (the error is about the whole body) but not declared as JSON.
+
+    FastAPI reads a body as JSON only when ``Content-Type`` says so (a missing header
+    included); any other body reaches the model as raw bytes and fails on ``body``.
+    """
+    if _JSON_MEDIA_TYPE.match(request.headers.get("content-type", "")):
+        return False
+    return any(
+        tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes)
+        for error in exc.errors()
+    )
 
 
 async def render_app_error(request: Request, exc: Exception) -> JSONResponse:
@@ -142,6 +198,13 @@ async def render_app_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if _body_is_not_json(request, exc):
+        return problem_response(
+            415,
+            "The request body must be JSON: send it with 'Content-Type: application/json'.",
+            code="unsupported_media_type",
+            instance=request.url.path,
+        )
     _count_validation_error(request)
     errors = field_errors(exc)
     fields = ", ".join(sorted({e["field"] for e in errors}))
@@ -158,10 +221,29 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    if status == 404 and detail == HTTPStatus(404).phrase:
+        detail = _unknown_path_detail(request)
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
     return problem_response(
         status, detail, code=code, instance=request.url.path, headers=exc.headers
     )
+
+
+def _unknown_path_detail(request: Request) -> str:
+    """For an unknown path, the valid paths beside it (e.g. every summary), if there are any.
+
+    Walks up from the requested path to the nearest prefix of at least two segments
+    (``/v1/reports/summary``, ``/v1/reports``) under which the API documents routes.
+    """
+    segments = request.url.path.rstrip("/").split("/")[1:]
+    # The OpenAPI document (built once, then cached by FastAPI) lists the documented paths.
+    documented = sorted(request.app.openapi().get("paths", {}))
+    for depth in range(len(segments) - 1, 1, -1):
+        prefix = "/" + "/".join(segments[:depth]) + "/"
+        siblings = [path for path in documented if path.startswith(prefix)]
+        if siblings:
+            return f"No such path. The paths under {prefix} are: {', '.join(siblings)}."
+    return "No such path; /docs lists the API."
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:

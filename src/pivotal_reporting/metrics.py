@@ -32,6 +32,11 @@ EXPORT_FAILED = Counter(
     "Export jobs failed.",
     ["report_type", "format", "organization_id", "error_type"],
 )
+EXPORT_CANCELLED = Counter(
+    "pivotal_export_cancelled_total",
+    "Export jobs cancelled by their owner (once per job, whether pending or running).",
+    ["report_type", "format", "organization_id"],
+)
 EXPORT_DURATION_MS = Histogram(
     "pivotal_export_duration_ms",
     "Export job duration from start to completion, in milliseconds (SLO: p95 <= 120000).",

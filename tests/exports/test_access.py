@@ -91,7 +91,7 @@ def test_owner_reads_lists_and_downloads(
     headers = tenant.headers(tenant.exporter)
     assert client.get(f"{EXPORT}/{completed_job}", headers=headers).status_code == 200
     listed = client.get(EXPORT, headers=headers).json()
-    assert [item["id"] for item in listed["items"]] == [completed_job]
+    assert [item["id"] for item in listed["data"]] == [completed_job]
     assert download(client, tenant, completed_job).status_code == 200
 
 
@@ -102,7 +102,7 @@ def test_other_organization_sees_nothing(
     for method, path in [("GET", ""), ("DELETE", ""), ("GET", "/download"), ("POST", "/cancel")]:
         response = client.request(method, f"{EXPORT}/{completed_job}{path}", headers=intruder)
         assert response.status_code == 404, (method, path, response.text)
-    assert client.get(EXPORT, headers=intruder).json()["items"] == []
+    assert client.get(EXPORT, headers=intruder).json()["data"] == []
 
 
 def test_other_user_of_the_same_organization_sees_nothing(
@@ -114,7 +114,7 @@ def test_other_user_of_the_same_organization_sees_nothing(
             client.request(method, f"{EXPORT}/{completed_job}{path}", headers=colleague).status_code
             == 404
         )
-    assert client.get(EXPORT, headers=colleague).json()["total"] == 0
+    assert client.get(EXPORT, headers=colleague).json()["data"] == []
     # and the owner's job is untouched by the colleague's attempt to cancel it
     assert wait_for_job(client, tenant, completed_job)["job"]["status"] == "completed"
 
@@ -163,12 +163,15 @@ def test_list_is_paginated_and_filtered_by_status(
     for job in jobs:
         wait_for_job(client, fresh, job)
     headers = fresh.headers(fresh.exporter)
-    page = client.get(EXPORT, params={"limit": 2, "offset": 0}, headers=headers).json()
-    assert page["total"] == 3
-    assert len(page["items"]) == 2
-    rest = client.get(EXPORT, params={"limit": 2, "offset": 2}, headers=headers).json()
-    assert {i["id"] for i in page["items"] + rest["items"]} == set(jobs)
+    page = client.get(EXPORT, params={"limit": 2}, headers=headers).json()
+    assert len(page["data"]) == 2
+    assert page["nextCursor"]
+    rest = client.get(
+        EXPORT, params={"limit": 2, "cursor": page["nextCursor"]}, headers=headers
+    ).json()
+    assert rest["nextCursor"] is None
+    assert {i["id"] for i in page["data"] + rest["data"]} == set(jobs)
     completed = client.get(EXPORT, params={"status": "completed"}, headers=headers).json()
-    assert completed["total"] == 3
-    assert client.get(EXPORT, params={"status": "failed"}, headers=headers).json()["total"] == 0
+    assert len(completed["data"]) == 3
+    assert client.get(EXPORT, params={"status": "failed"}, headers=headers).json()["data"] == []
     assert client.get(EXPORT, params={"status": "bogus"}, headers=headers).status_code == 422

@@ -140,7 +140,7 @@ def _wait_until_any_streaming(client: httpx.Client, tenant: Tenant, jobs: list[s
             "/v1/reports/export", params={"limit": 100}, headers=tenant.headers(tenant.exporter)
         )
         assert listed.status_code == 200, listed.text
-        states = {j["id"]: j for j in listed.json()["items"] if j["id"] in jobs}
+        states = {j["id"]: j for j in listed.json()["data"] if j["id"] in jobs}
         if any(j["status"] == "processing" and j["processedRows"] > 0 for j in states.values()):
             return
         time.sleep(0.2)

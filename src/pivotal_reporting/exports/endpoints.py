@@ -17,7 +17,6 @@ from pivotal_reporting.exports.schemas import (
     ExportCreate,
     ExportCreated,
     ExportJobPage,
-    ExportJobRead,
     ExportJobStatusRead,
     ExportStatus,
 )
@@ -53,6 +52,10 @@ StorageDep = Annotated[LocalStorage, Depends(get_storage)]
     responses={
         200: {"model": ExportCreated, "description": "Replay of an Idempotency-Key"},
         409: {},
+        415: {
+            "description": "The body is not declared as JSON (`Content-Type: application/json`).",
+            "content": {"application/problem+json": {}},
+        },
     },
 )
 async def create_export(
@@ -85,16 +88,13 @@ async def list_exports(
     principal: Viewer,
     database: DatabaseDep,
     status: ExportStatus | None = None,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ExportJobPage:
     async with database.tenant_session(principal.organization_id) as session:
-        jobs, total = await service.list_exports(
-            session, principal, status=status, limit=limit, offset=offset
+        return await service.list_exports(
+            session, principal, status=status, cursor=cursor, limit=limit
         )
-    return ExportJobPage(
-        items=[ExportJobRead.from_job(j) for j in jobs], total=total, limit=limit, offset=offset
-    )
 
 
 @router.get(

