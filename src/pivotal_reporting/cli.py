@@ -150,9 +150,13 @@ def _mint(settings: Settings, url: str, user_id: str, expires_in: timedelta) -> 
     if organization_id is None:
         typer.echo(f"no user with id {user_id!r}", err=True)
         raise typer.Exit(1)
-    return mint_token(
-        settings, user_id=user_id, organization_id=organization_id, expires_in=expires_in
-    )
+    try:
+        return mint_token(
+            settings, user_id=user_id, organization_id=organization_id, expires_in=expires_in
+        )
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
