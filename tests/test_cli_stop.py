@@ -55,13 +55,13 @@ def _cli(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.Complete
 class Serve:
     """``serve`` on a free port, its output in a file; ready once /health/ready is 200."""
 
-    def __init__(self, data_dir: Path, *extra: str, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, *extra: str, port: int | None = None, **env: str) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or _free_port()
         self.log = data_dir / f"serve-{self.port}-{time.monotonic_ns()}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pivotal_reporting", "serve", "--port", str(self.port), *extra],
-            env=_env(data_dir),
+            env=_env(data_dir) | env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
         )
@@ -114,8 +114,13 @@ def _gone(pid: int, timeout: float = 30) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_serve_and_its_database(data_dir: Path, signum: int) -> None:
-    served = Serve(data_dir)
+    metrics_port = _free_port()
+    served = Serve(data_dir, PIVOTAL_METRICS_PORT=str(metrics_port))
     served.wait_ready()
+    # The separate loopback listener serves the metrics; the API port does not.
+    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+    assert "pivotal_http_requests_total" in scraped.text
+    assert httpx.get(f"http://127.0.0.1:{served.port}/metrics").status_code == 404
     postmaster = _postmaster(data_dir)
     assert _holders(data_dir) == [served.process.pid]
     assert served.signal_and_wait(signum) == 0, served.output()
