@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -80,6 +81,8 @@ def serve(
     except PortUnavailable as exc:
         typer.echo(f"pivotal-reporting serve: {exc}", err=True)
         raise typer.Exit(1) from exc
+    # Until uvicorn runs, SIGTERM interrupts like Ctrl-C, so the cleanup below still runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         url = _setup(settings)
         if settings.metrics_port is not None:

@@ -54,13 +54,15 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
 
 
 def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
-    # log_config=None: keep our JSON logging; the middleware writes the access lines.
+    # log_config=None: keep our JSON logging. access_log=False: the middleware writes the
+    # access lines (route templates); uvicorn's would repeat them with raw query strings.
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="info",
         log_config=None,
+        access_log=False,
         **proxy_options(settings),
     )
 
