@@ -33,10 +33,14 @@ from pivotal_reporting.app import create_app
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import sqlalchemy_url, with_database
 from pivotal_reporting.embedded import start_embedded
+from pivotal_reporting.serving import proxy_options
 from tests.factories import Tenant, create_tenant
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+TEST_METRICS_TOKEN = "test-metrics-token"
+# What the test suite's scraper sends to GET /metrics on the API port.
+METRICS_HEADERS = {"Authorization": f"Bearer {TEST_METRICS_TOKEN}"}
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +91,7 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         database_url=database_url,
         data_dir=data_dir,
         jwt_secret=TEST_JWT_SECRET,
+        metrics_token=TEST_METRICS_TOKEN,
         worker_in_process=True,
         # Every anonymous request of the suite shares 127.0.0.1's budget; the rate-limit
         # tests start their own servers with small limits.
@@ -106,8 +111,14 @@ class ServerThread:
 
     def __init__(self, app: FastAPI) -> None:
         self.port = _free_port()
+        # Forwarding headers trusted exactly as `serve` trusts them.
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            **proxy_options(app.state.settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -46,3 +46,13 @@ def test_migrate_check_passes_at_head(database_url: str) -> None:
     result = _cli("migrate", "--check", database_url=database_url)
     assert result.returncode == 0, result.stderr
     assert "migration head" in result.stdout
+
+
+def test_token_command_refuses_a_lifetime_beyond_the_cap(tenant: Tenant, database_url: str) -> None:
+    week = str(7 * 86_400)
+    result = _cli(
+        "token", "--user", tenant.viewer.id, "--expires-in", week, database_url=database_url
+    )
+    assert result.returncode == 2
+    assert "PIVOTAL_JWT_MAX_LIFETIME_SECONDS (86400 s)" in result.stderr
+    assert result.stdout == ""

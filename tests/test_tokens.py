@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from pivotal_reporting.auth.tokens import verify_token
+from pivotal_reporting.auth.tokens import mint_token, verify_token
 from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import Unauthorized
 from pivotal_reporting.models import Organization, User
@@ -58,6 +58,28 @@ BAD_TOKENS: dict[str, TokenMaker] = {
     "user-claims-other-org": lambda t: jwt.encode(
         _claims(t, org="org_someone_else"), TEST_JWT_SECRET
     ),
+    # Lifetime beyond PIVOTAL_JWT_MAX_LIFETIME_SECONDS (24 h by default).
+    "exp-in-year-9999": lambda t: jwt.encode(
+        _claims(t, exp=datetime(9999, 12, 31, tzinfo=UTC)), TEST_JWT_SECRET
+    ),
+    "exp-25-hours-away": lambda t: jwt.encode(
+        _claims(t, exp=datetime.now(UTC) + timedelta(hours=25)), TEST_JWT_SECRET
+    ),
+    "issued-3-days-before-exp": lambda t: jwt.encode(
+        _claims(t, iat=datetime.now(UTC) - timedelta(days=3)), TEST_JWT_SECRET
+    ),
+    # Date claims that are not JSON numbers.
+    "string-exp": lambda t: jwt.encode(
+        _claims(t, exp=str(int((datetime.now(UTC) + timedelta(minutes=5)).timestamp()))),
+        TEST_JWT_SECRET,
+    ),
+    "string-iat": lambda t: jwt.encode(
+        _claims(t, iat=str(int(datetime.now(UTC).timestamp()))), TEST_JWT_SECRET
+    ),
+    "string-nbf": lambda t: jwt.encode(
+        _claims(t, nbf=str(int(datetime.now(UTC).timestamp()) - 60)), TEST_JWT_SECRET
+    ),
+    "boolean-exp": lambda t: jwt.encode(_claims(t, exp=True), TEST_JWT_SECRET),
 }
 
 
@@ -136,3 +158,25 @@ def test_valid_token_for_a_fresh_user_works(
     response = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json()["permissions"] == []
+
+
+def test_lifetime_cap_is_a_setting(
+    client: httpx.Client, tenant: Tenant, settings: Settings
+) -> None:
+    day_long = jwt.encode(
+        _claims(tenant, exp=datetime.now(UTC) + timedelta(hours=23, minutes=59)), TEST_JWT_SECRET
+    )
+    headers = {"Authorization": f"Bearer {day_long}"}
+    assert client.get("/v1/me", headers=headers).status_code == 200
+    stricter = settings.model_copy(update={"jwt_max_lifetime_seconds": 3600})
+    with pytest.raises(Unauthorized, match="3600 seconds"):
+        verify_token(stricter, day_long)
+    numeric_nbf = jwt.encode(
+        _claims(tenant, nbf=datetime.now(UTC) - timedelta(minutes=1)), TEST_JWT_SECRET
+    )
+    assert verify_token(settings, numeric_nbf).user_id == tenant.viewer.id
+
+
+def test_minting_beyond_the_cap_is_refused(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="PIVOTAL_JWT_MAX_LIFETIME_SECONDS"):
+        mint_token(settings, user_id="u", organization_id="o", expires_in=timedelta(days=2))

@@ -1,9 +1,10 @@
-"""``pivotal-reporting``: serve | worker | migrate | demo-data | token | cleanup | audit."""
+"""``pivotal-reporting``: serve | worker | migrate | demo-data | token | cleanup | audit | db."""
 
 from __future__ import annotations
 
 import asyncio
 import shlex
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,8 @@ audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 rollups_app = typer.Typer(help="Report rollup tools.", no_args_is_help=True)
 app.add_typer(rollups_app, name="rollups")
+db_app = typer.Typer(help="The embedded PostgreSQL under PIVOTAL_DATA_DIR.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 def _setup(settings: Settings) -> str:
@@ -56,36 +59,64 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Migrate, optionally load demo data, and serve the API (with an in-process worker)."""
-    import uvicorn
+    """Migrate, optionally load demo data, and serve the API (with an in-process worker).
 
+    SIGTERM or SIGINT stops it cleanly (exit 0), and with it the embedded PostgreSQL
+    unless another process still uses that.
+    """
     from pivotal_reporting.app import create_app
+    from pivotal_reporting.serving import (
+        PortUnavailable,
+        bind_listener,
+        run_until_stopped,
+        uvicorn_config,
+    )
 
     settings = get_settings()
-    url = _setup(settings)
-    schema.upgrade(url)
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    if demo:
-        from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID, ensure_demo_data
+    try:  # first: a busy port fails before any database work or printed token
+        listener = bind_listener(host, port)
+        if settings.metrics_port is not None:
+            metrics_listener = bind_listener(settings.metrics_addr, settings.metrics_port)
+            metrics_listener.close()  # free again for prometheus_client, just below
+    except PortUnavailable as exc:
+        typer.echo(f"pivotal-reporting serve: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    # Until uvicorn runs, SIGTERM interrupts like Ctrl-C, so the cleanup below still runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        url = _setup(settings)
+        if settings.metrics_port is not None:
+            from pivotal_reporting.observability.exposition import start_metrics_server
 
-        ensure_demo_data(url)
-        token = _mint(settings, url, DEMO_USER_ID, timedelta(days=1))
-        typer.echo(f"\nPivotal Flow Reporting on {base}  (docs: {base}/docs)")
-        typer.echo(
-            f"Demo organization {DEMO_ORG_ID}, user {DEMO_USER_ID}; bearer token (24 h):\n\n{token}\n"
-        )
-        header = shlex.quote(f"Authorization: Bearer {token}")
-        typer.echo(f"Try:\n  curl -s -H {header} {base}/v1/me\n")
-    else:
+            start_metrics_server(settings.metrics_port, addr=settings.metrics_addr)
+        schema.upgrade(url)
+        _announce(settings, url, host, port, demo=demo)
+        app = create_app(settings, database_url=url)
+        run_until_stopped(uvicorn_config(app, settings, host=host, port=port), listener)
+    finally:
+        listener.close()
+        if not settings.database_url:
+            from pivotal_reporting.embedded import release_embedded
+
+            release_embedded(settings.data_dir / "pg")
+
+
+def _announce(settings: Settings, url: str, host: str, port: int, *, demo: bool) -> None:
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if not demo:
         typer.echo(f"Pivotal Flow Reporting on {base}  (docs: {base}/docs)")
-    # log_config=None: keep our JSON logging; the middleware writes the access lines.
-    uvicorn.run(
-        create_app(settings, database_url=url),
-        host=host,
-        port=port,
-        log_level="info",
-        log_config=None,
+        return
+    from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID, ensure_demo_data
+
+    ensure_demo_data(url)
+    token = _mint(settings, url, DEMO_USER_ID, timedelta(days=1))
+    typer.echo(f"\nPivotal Flow Reporting on {base}  (docs: {base}/docs)")
+    typer.echo(
+        f"Demo organization {DEMO_ORG_ID}, user {DEMO_USER_ID}; bearer token (24 h):\n\n{token}\n"
     )
+    header = shlex.quote(f"Authorization: Bearer {token}")
+    typer.echo(f"Try:\n  curl -s -H {header} {base}/v1/me\n")
+    typer.echo("Stop with Ctrl-C (or SIGTERM); the embedded PostgreSQL stops with it.\n")
 
 
 @app.command()
@@ -99,7 +130,11 @@ def worker(
     ] = "exports",
     metrics_port: Annotated[
         int | None,
-        typer.Option("--metrics-port", help="Serve this worker's Prometheus metrics on this port."),
+        typer.Option(
+            "--metrics-port",
+            help="Serve this worker's Prometheus metrics on this port "
+            "(default PIVOTAL_METRICS_PORT), bound to PIVOTAL_METRICS_ADDR (127.0.0.1).",
+        ),
     ] = None,
     heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats.", min=0.1)] = 10.0,
     stalled_after: Annotated[
@@ -114,10 +149,11 @@ def worker(
 
     settings = get_settings()
     url = _setup(settings)
+    metrics_port = metrics_port or settings.metrics_port
     if metrics_port is not None:
         from pivotal_reporting.observability.exposition import start_metrics_server
 
-        start_metrics_server(metrics_port)
+        start_metrics_server(metrics_port, addr=settings.metrics_addr)
     options = WorkerOptions(
         concurrency=concurrency or settings.worker_concurrency,
         name=name,
@@ -150,9 +186,13 @@ def _mint(settings: Settings, url: str, user_id: str, expires_in: timedelta) -> 
     if organization_id is None:
         typer.echo(f"no user with id {user_id!r}", err=True)
         raise typer.Exit(1)
-    return mint_token(
-        settings, user_id=user_id, organization_id=organization_id, expires_in=expires_in
-    )
+    try:
+        return mint_token(
+            settings, user_id=user_id, organization_id=organization_id, expires_in=expires_in
+        )
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -202,6 +242,28 @@ def cleanup(
     report = asyncio.run(run_cleanup(url, settings.exports_path, dry_run=dry_run))
     for line in describe(report):
         typer.echo(line)
+
+
+@db_app.command("stop")
+def db_stop(
+    force: Annotated[
+        bool, typer.Option("--force", help="Stop it even while serve/worker processes use it.")
+    ] = False,
+) -> None:
+    """Stop the embedded PostgreSQL (also one left running by a killed serve)."""
+    from pivotal_reporting.embedded import EmbeddedInUse, stop_embedded
+
+    settings = get_settings()
+    pgdata = settings.data_dir / "pg"
+    try:
+        result = stop_embedded(pgdata, force=force)
+    except EmbeddedInUse as exc:
+        typer.echo(f"not stopped: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if result.postmaster_pid is None:
+        typer.echo(f"no embedded PostgreSQL running under {pgdata}")
+    else:
+        typer.echo(f"embedded PostgreSQL under {pgdata} stopped (pid {result.postmaster_pid})")
 
 
 @rollups_app.command("refresh")

@@ -47,6 +47,30 @@ class Settings(BaseSettings):
     )
     max_running_exports_per_org: int = Field(default=5, ge=1)
     metrics_org_label: bool = True
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token a scraper must send to GET /metrics on the API port; "
+        "unset: /metrics on the API port answers 404.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics (no token) on this separate port, bound to metrics_addr.",
+    )
+    metrics_addr: str = Field(
+        default="127.0.0.1", description="Interface of the separate metrics listener."
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Comma-separated proxy addresses (or networks) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are trusted; empty trusts none.",
+    )
+    jwt_max_lifetime_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        description="Longest token lifetime accepted (exp - iat, and exp - now), seconds.",
+    )
     retention_cron: str = Field(
         default="17 * * * *", description="When the retention sweep runs (cron)."
     )

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -111,6 +113,17 @@ def _clean_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             item["message"] = _clean_message(item["message"])
         cleaned.append(item)
     return cleaned
+
+
+class ServiceUnavailable(AppError):
+    """The database cannot be reached (restart, outage, pool exhausted): try again soon."""
+
+    status_code = 503
+    code = "service_unavailable"
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, detail: str = "The database is unavailable; please retry shortly.") -> None:
+        super().__init__(detail, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
 def problem_response(
@@ -256,8 +269,43 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being out of reach (not a bad statement)?
+
+    A refused or dropped connection and PostgreSQL shutting down are psycopg
+    ``OperationalError``s (a cancelled statement is one too, but not an outage); a pool
+    that cannot hand out a connection in time is SQLAlchemy's ``TimeoutError``.
+    """
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig or exc
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not database_unavailable(exc):
+        return await _unhandled_error(request, exc)
+    # One line, no traceback: an outage would otherwise bury the log in stack traces.
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+    )
+    return await render_app_error(request, ServiceUnavailable())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, render_app_error)
+    # Registered by class (not only as Exception) so that Starlette's ExceptionMiddleware
+    # answers them inside the request: the connection stays open and nothing is re-raised.
+    for database_error in (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, psycopg.Error):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled_error)

@@ -17,16 +17,29 @@ RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.y
 class PrometheusServer:
     """``prometheus`` with a generated config; stopped (and its TSDB discarded) on exit."""
 
-    def __init__(self, workdir: Path, port: int, targets: dict[str, str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int,
+        targets: dict[str, str],
+        bearer_tokens: dict[str, str] | None = None,
+    ) -> None:
+        """``bearer_tokens``: job name → the scrape token that job's target wants."""
         self.port = port
         self.workdir = workdir
+        tokens = bearer_tokens or {}
+        scrape_configs: list[dict[str, Any]] = []
+        for job, target in targets.items():
+            scrape: dict[str, Any] = {"job_name": job, "static_configs": [{"targets": [target]}]}
+            if job in tokens:  # as in docs/operations-metrics.md
+                token_file = workdir / f"{job}.token"
+                token_file.write_text(tokens[job])
+                scrape["authorization"] = {"type": "Bearer", "credentials_file": str(token_file)}
+            scrape_configs.append(scrape)
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(RULES)],
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]}
-                for job, target in targets.items()
-            ],
+            "scrape_configs": scrape_configs,
         }
         self.config_file = workdir / "prometheus.yml"
         self.config_file.write_text(yaml.safe_dump(config))

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.config import Settings
-from tests.conftest import TEST_JWT_SECRET, ServerThread, _free_port
+from tests.conftest import TEST_JWT_SECRET, TEST_METRICS_TOKEN, ServerThread, _free_port
 from tests.factories import Tenant, create_customer, create_payment
 from tests.ops.prometheus_server import PrometheusServer
 
@@ -120,7 +120,9 @@ def test_prometheus_scrapes_export_metrics(
         "pivotal-worker": f"127.0.0.1:{standalone_worker}",
     }
     with (
-        PrometheusServer(tmp_path, _free_port(), targets) as prometheus,
+        PrometheusServer(
+            tmp_path, _free_port(), targets, bearer_tokens={"pivotal-api": TEST_METRICS_TOKEN}
+        ) as prometheus,
         httpx.Client(base_url=api.base_url, timeout=30) as client,
     ):
         _wait_until(lambda: prometheus.targets_up() == {j: "up" for j in targets})

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import ServerThread
+from tests.conftest import METRICS_HEADERS, ServerThread
 from tests.factories import Tenant
 from tests.ops.conftest import REDIS_URL
 
@@ -48,7 +48,7 @@ def test_budget_per_user_then_429(
     with httpx.Client(base_url=server.base_url) as client:
         _check_refusal(_exhaust(client, tenant.headers(tenant.viewer), 3))
         # Refused before routing, yet labelled by its route template.
-        assert 'route="/v1/me",status="429"' in client.get("/metrics").text
+        assert 'route="/v1/me",status="429"' in client.get("/metrics", headers=METRICS_HEADERS).text
         # Another user of the same organization has a budget of their own.
         assert client.get("/v1/me", headers=tenant.headers(tenant.exporter)).status_code == 200
 
@@ -60,7 +60,8 @@ def test_public_routes_are_not_limited(
     with httpx.Client(base_url=server.base_url) as client:
         for path in ("/health", "/health/ready", "/metrics", "/openapi.json", "/docs"):
             for _ in range(3):
-                response = client.get(path)
+                headers = METRICS_HEADERS if path == "/metrics" else {}
+                response = client.get(path, headers=headers)
                 assert response.status_code == 200, path
                 assert "RateLimit" not in response.headers
 
@@ -117,3 +118,37 @@ def test_redis_outage_answers_503_problem(
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
         assert client.get("/health").status_code == 200
+
+
+def test_forwarded_for_is_ignored_unless_the_proxy_is_configured(
+    start_server: Callable[..., ServerThread], key_prefix: str
+) -> None:
+    # Default: no proxy is trusted, so a client cannot pick the address it is keyed by.
+    server = start_server(rate_limit_per_minute=2, rate_limit_key_prefix=key_prefix)
+    with httpx.Client(base_url=server.base_url) as client:
+        for n in range(2):
+            spoofed = {"X-Forwarded-For": f"203.0.113.{n}"}
+            assert client.get("/v1/me", headers=spoofed).status_code == 401
+        _check_refusal(client.get("/v1/me", headers={"X-Forwarded-For": "203.0.113.99"}))
+    # PIVOTAL_FORWARDED_ALLOW_IPS names the proxy: its X-Forwarded-For is the client.
+    proxied = start_server(
+        rate_limit_per_minute=2,
+        rate_limit_key_prefix=f"{key_prefix}-proxied",
+        forwarded_allow_ips="127.0.0.1",
+    )
+    with httpx.Client(base_url=proxied.base_url) as client:
+        for n in range(4):
+            forwarded = {"X-Forwarded-For": f"203.0.113.{n}"}
+            assert client.get("/v1/me", headers=forwarded).status_code == 401, n
+        assert client.get("/v1/me", headers={"X-Forwarded-For": "203.0.113.0"}).status_code == 401
+        _check_refusal(client.get("/v1/me", headers={"X-Forwarded-For": "203.0.113.0"}))
+
+
+def test_serve_trusts_no_proxy_by_default() -> None:
+    from pivotal_reporting.config import Settings
+    from pivotal_reporting.serving import proxy_options
+
+    # (Not uvicorn.Config itself: building one reconfigures uvicorn's loggers globally.)
+    assert proxy_options(Settings())["proxy_headers"] is False
+    configured = proxy_options(Settings(forwarded_allow_ips="10.0.0.5, 10.0.1.0/24"))
+    assert configured == {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.5, 10.0.1.0/24"}

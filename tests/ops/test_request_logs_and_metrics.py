@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from pivotal_reporting.observability.logs import JsonFormatter
+from tests.conftest import METRICS_HEADERS, ServerThread
 from tests.factories import Tenant
 
 SECRET_FILTER = "Confidential-Customer-Name"
@@ -73,7 +75,7 @@ def test_unmatched_paths_are_not_labels(
     )
     assert response.status_code == 404
     assert _wait_for_line(caplog, "req-unmatched")["route"] == "<unmatched>"
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=METRICS_HEADERS).text
     assert "user-typed-123" not in metrics
     assert 'route="<unmatched>"' in metrics
 
@@ -84,7 +86,7 @@ def test_http_and_validation_metrics_by_route_template(
     headers = tenant.headers(tenant.admin)
     client.get("/v1/me", headers=headers)
     assert client.get("/v1/audit-logs", params={"limit": 0}, headers=headers).status_code == 422
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=METRICS_HEADERS)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -97,3 +99,31 @@ def test_http_and_validation_metrics_by_route_template(
     assert "pivotal_export_duration_ms_bucket" in text or "pivotal_export_duration_ms" in text
     # Series exist at 0 for routes that never failed, so increase() sees the first error.
     assert 'pivotal_data_validation_errors_total{route="/v1/me"} 0.0' in text
+
+
+def test_metrics_need_the_scrape_token(
+    client: httpx.Client, start_server: Callable[..., ServerThread], tenant: Tenant
+) -> None:
+    anonymous = client.get("/metrics")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    assert tenant.org.id not in anonymous.text
+    # A user's bearer token is not the scrape token.
+    user = client.get("/metrics", headers=tenant.headers(tenant.admin))
+    assert user.status_code == 401
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer test-metrics-tokeN"})
+    assert wrong.status_code == 401
+    assert client.get("/metrics", headers=METRICS_HEADERS).status_code == 200
+
+
+def test_without_a_token_metrics_are_not_served_on_the_api_port(
+    start_server: Callable[..., ServerThread],
+) -> None:
+    server = start_server(metrics_token=None)
+    with httpx.Client(base_url=server.base_url) as client:
+        for headers in ({}, METRICS_HEADERS):
+            response = client.get("/metrics", headers=headers)
+            assert response.status_code == 404
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "PIVOTAL_METRICS_PORT" in response.json()["detail"]
+            assert "pivotal_http_requests_total" not in response.text

@@ -12,6 +12,8 @@ from pivotal_reporting.errors import Unauthorized
 
 ALGORITHM = "HS256"
 ORG_CLAIM = "org"
+NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")
+LEEWAY_SECONDS = 30  # clock skew between the issuer and us (lifetime check only)
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,16 @@ class TokenClaims:
 def mint_token(
     settings: Settings, *, user_id: str, organization_id: str, expires_in: timedelta
 ) -> str:
-    """A signed token for ``user_id`` of ``organization_id``, valid for ``expires_in``."""
+    """A signed token for ``user_id`` of ``organization_id``, valid for ``expires_in``.
+
+    ``ValueError`` when ``expires_in`` exceeds ``settings.jwt_max_lifetime_seconds``
+    (the API would refuse such a token).
+    """
+    if expires_in.total_seconds() > settings.jwt_max_lifetime_seconds:
+        raise ValueError(
+            f"token lifetime {int(expires_in.total_seconds())} s exceeds "
+            f"PIVOTAL_JWT_MAX_LIFETIME_SECONDS ({settings.jwt_max_lifetime_seconds} s)"
+        )
     now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": user_id,
@@ -39,7 +50,12 @@ def mint_token(
 
 
 def verify_token(settings: Settings, token: str) -> TokenClaims:
-    """Verify signature, algorithm, expiry and required claims; raise ``Unauthorized``."""
+    """Verify signature, algorithm, expiry, lifetime and required claims.
+
+    Raise ``Unauthorized`` for anything else, including ``exp``/``iat``/``nbf`` that are
+    not JSON numbers (PyJWT would read ``"99999999999"``) and a lifetime beyond
+    ``settings.jwt_max_lifetime_seconds``, counted from ``iat`` and from now.
+    """
     required = ["exp", "sub", ORG_CLAIM]
     if settings.jwt_audience:
         required.append("aud")
@@ -58,6 +74,7 @@ def verify_token(settings: Settings, token: str) -> TokenClaims:
         raise Unauthorized("The bearer token has expired.") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized("The bearer token is invalid.") from exc
+    _check_lifetime(settings, claims)
     user_id, organization_id = claims.get("sub"), claims.get(ORG_CLAIM)
     if (
         not isinstance(user_id, str)
@@ -67,3 +84,24 @@ def verify_token(settings: Settings, token: str) -> TokenClaims:
     ):
         raise Unauthorized("The bearer token is invalid.")
     return TokenClaims(user_id=user_id, organization_id=organization_id)
+
+
+def _check_lifetime(settings: Settings, claims: dict[str, object]) -> None:
+    """Numeric date claims only, and ``exp`` no further than the configured lifetime."""
+    for name in NUMERIC_DATE_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Unauthorized(f"The bearer token is invalid: {name} must be a number.")
+    exp = claims["exp"]
+    assert isinstance(exp, int | float)
+    limit = settings.jwt_max_lifetime_seconds
+    issued = claims.get("iat")
+    now = datetime.now(UTC).timestamp()
+    too_long = exp - now > limit + LEEWAY_SECONDS
+    if isinstance(issued, int | float):
+        too_long = too_long or exp - issued > limit
+    if too_long:
+        raise Unauthorized(
+            f"The bearer token lives longer than the accepted {limit} seconds; "
+            "ask for a shorter-lived token."
+        )

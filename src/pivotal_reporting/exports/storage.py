@@ -23,6 +23,9 @@ from typing import BinaryIO, Protocol
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-][A-Za-z0-9_\-.]*)*$")
 PARTIAL_DIR = ".partial"
 READ_CHUNK_BYTES = 256 * 1024
+# Exports hold finance data: readable by the service's user only, whatever the umask.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 def validate_key(key: str) -> str:
@@ -76,7 +79,9 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.partial_root = root / PARTIAL_DIR
-        self.partial_root.mkdir(parents=True, exist_ok=True)
+        self.partial_root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for directory in (root, self.partial_root):  # also tightens an older 0755 tree
+            directory.chmod(DIR_MODE)
 
     def path(self, key: str) -> Path:
         return self.root / validate_key(key)
@@ -86,7 +91,8 @@ class LocalStorage:
         validate_key(key)
         name = f"{key.replace('/', '__')}.{secrets.token_hex(4)}.part"
         path = self.partial_root / name
-        handle = open(path, "xb")  # noqa: SIM115 - closed by commit() or abort()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        handle = os.fdopen(fd, "wb")  # closed by commit() or abort()
         return PartialFile(key=key, path=path, handle=handle)
 
     def commit(self, partial: PartialFile) -> StoredFile:
@@ -95,7 +101,7 @@ class LocalStorage:
         os.fsync(partial.handle.fileno())
         partial.handle.close()
         target = self.path(partial.key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_private_dirs(self.root, target.parent)
         os.replace(partial.path, target)
         _fsync_dir(target.parent)
         return StoredFile(key=partial.key, size=partial.size, sha256=partial.sha256)
@@ -140,6 +146,17 @@ class LocalStorage:
             path.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def _make_private_dirs(root: Path, directory: Path) -> None:
+    """Create ``directory`` (below ``root``) and its missing parents with mode 0700."""
+    missing = []
+    while directory != root and not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
+        path.chmod(DIR_MODE)  # mkdir's mode is masked by the umask
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -3,8 +3,9 @@
 ``serve`` runs one in-process (see ``app.py``); ``pivotal-reporting worker`` runs it
 standalone, as many as wanted, on any machine sharing the database. When the worker
 stops by itself (a dropped database connection stops procrastinate's listener) or
-raises, it is logged and restarted with backoff; only :meth:`SupervisedWorker.stop`
-ends it.
+raises, it is logged and restarted with backoff (:class:`RestartBackoff`: doubling
+from 0.5 s up to 30 s, back to 0.5 s once a run has stayed up for a minute); only
+:meth:`SupervisedWorker.stop` ends it.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import procrastinate
 
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
+from pivotal_reporting.errors import database_unavailable
 from pivotal_reporting.exports.storage import LocalStorage
 from pivotal_reporting.exports.tasks import RUNTIME_KEY, ExportRuntime
 from pivotal_reporting.queue import queue_app
@@ -29,7 +32,31 @@ log = logging.getLogger(__name__)
 
 MIN_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
+HEALTHY_RUN_SECONDS = 60.0
 SHUTDOWN_GRACE_SECONDS = 15.0
+
+
+@dataclass
+class RestartBackoff:
+    """The delay before restarting a worker that ended: doubles while it keeps failing,
+    and starts over once a run has lasted ``healthy_after`` seconds (one outage last
+    week must not make every later restart wait the maximum)."""
+
+    minimum: float = MIN_BACKOFF_SECONDS
+    maximum: float = MAX_BACKOFF_SECONDS
+    healthy_after: float = HEALTHY_RUN_SECONDS
+    _next: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._next = self.minimum
+
+    def delay_after(self, ran_for: float) -> float:
+        """Seconds to wait before the next start, for a run that lasted ``ran_for`` s."""
+        if ran_for >= self.healthy_after:
+            self._next = self.minimum
+        delay = self._next
+        self._next = min(self._next * 2, self.maximum)
+        return delay
 
 
 @dataclass(frozen=True)
@@ -44,17 +71,27 @@ class WorkerOptions:
 class SupervisedWorker:
     """Runs procrastinate's worker until :meth:`stop`; restarts it whenever it ends."""
 
-    def __init__(self, url: str, settings: Settings, options: WorkerOptions) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: Settings,
+        options: WorkerOptions,
+        *,
+        backoff: RestartBackoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url
         self.settings = settings
         self.options = options
+        self.backoff = backoff or RestartBackoff()
+        self.clock = clock
         self.restarts = 0
         self._stopping = False
         self._current: asyncio.Task[None] | None = None
 
     async def run_forever(self) -> None:
-        backoff = MIN_BACKOFF_SECONDS
         while not self._stopping:
+            started = self.clock()
             self._current = asyncio.create_task(
                 self._run_once(), name=f"worker {self.options.name}"
             )
@@ -62,18 +99,22 @@ class SupervisedWorker:
                 await self._current
                 if self._stopping:
                     break
-                log.error("export worker %s stopped unexpectedly; restarting", self.options.name)
+                failure = "stopped unexpectedly"
             except asyncio.CancelledError:
                 if self._stopping:
                     break
                 raise
-            except Exception:
-                log.exception(
-                    "export worker %s died; restarting in %.1f s", self.options.name, backoff
-                )
+            except Exception as exc:
+                failure = f"died ({type(exc).__name__}: {str(exc).strip()})"
+                # An outage is expected to heal: one line. Anything else: the traceback.
+                if not database_unavailable(exc):
+                    log.exception("export worker %s died", self.options.name)
+            delay = self.backoff.delay_after(self.clock() - started)
+            log.error(
+                "export worker %s %s; restarting in %.1f s", self.options.name, failure, delay
+            )
             self.restarts += 1
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            await asyncio.sleep(delay)
         log.info("export worker %s stopped", self.options.name)
 
     def stop(self) -> None:
