@@ -37,6 +37,12 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_PGDATA = REPO / ".data" / "test-pg"
 
 
+def _file_lock(name: str) -> FileLock:
+    """A lock shared by every pytest process of this checkout (xdist workers)."""
+    TEST_PGDATA.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(TEST_PGDATA.parent / f"{name}.lock", timeout=300)
+
+
 @pytest.fixture(scope="session")
 def admin_url() -> str:
     """A libpq URL with rights to create databases."""
@@ -45,8 +51,7 @@ def admin_url() -> str:
         return configured
     # xdist workers start at once: one of them starts (or initdb's) the server, the others
     # wait and then join it (the server stops when the last process using it exits).
-    TEST_PGDATA.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(TEST_PGDATA.parent / "test-pg.lock", timeout=300):
+    with _file_lock("test-pg"):
         return start_embedded(TEST_PGDATA, database="postgres")
 
 
@@ -57,7 +62,10 @@ def database_url(admin_url: str) -> Iterator[str]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = with_database(admin_url, name)
-    schema.upgrade(url)
+    # The first migration on a new server creates the cluster-wide tenant role; xdist
+    # workers migrating at once would race to create it, so they migrate one at a time.
+    with _file_lock("test-migrations"):
+        schema.upgrade(url)
     yield url
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
