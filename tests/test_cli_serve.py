@@ -23,14 +23,14 @@ import pytest
 
 from pivotal_reporting.db import with_database
 from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID
-from tests.conftest import _free_port
+from tests.server import free_port
 
 pytestmark = pytest.mark.slow
 
 
 class Served:
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.process = subprocess.Popen(
             [
                 sys.executable,

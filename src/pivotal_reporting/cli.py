@@ -145,7 +145,7 @@ def worker(
     ] = 30.0,
 ) -> None:
     """Run a standalone export worker (any number, on any machine sharing the database)."""
-    from pivotal_reporting.exports.worker import WorkerOptions, run_standalone
+    from pivotal_reporting.worker import WorkerOptions, run_standalone
 
     settings = get_settings()
     url = _setup(settings)

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pivotal_reporting.metrics import VALIDATION_ERRORS
-from pivotal_reporting.observability.middleware import route_template
+from pivotal_reporting.route_templates import route_template
 
 log = logging.getLogger(__name__)
 

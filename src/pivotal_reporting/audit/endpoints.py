@@ -13,7 +13,7 @@ from pivotal_reporting.audit.service import read_audit_page
 from pivotal_reporting.auth.dependencies import get_database, require
 from pivotal_reporting.auth.principal import VIEW_AUDIT_LOGS, Principal
 from pivotal_reporting.db import Database
-from pivotal_reporting.errors import Forbidden, InvalidInput
+from pivotal_reporting.errors import InvalidInput
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -37,8 +37,7 @@ async def read_audit_logs(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditLogPage:
-    if organization_id is not None and organization_id != principal.organization_id:
-        raise Forbidden("organizationId must be your own organization.")
+    principal.ensure_own_organization(organization_id)
     if from_at is not None and to_at is not None and from_at >= to_at:
         raise InvalidInput(
             "'from' must be before 'to'.",

@@ -20,7 +20,7 @@ from pivotal_reporting.exports.schemas import (
     ExportJobStatusRead,
     ExportStatus,
 )
-from pivotal_reporting.exports.storage import LocalStorage
+from pivotal_reporting.storage import LocalStorage
 
 router = APIRouter(prefix="/v1/reports/export", tags=["exports"])
 

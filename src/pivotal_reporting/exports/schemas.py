@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
 
 from pivotal_reporting.errors import InvalidInput
 from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.schema_base import CamelModel
 
 ReportType = Literal[
     "quote_cycle_time", "invoice_settlement_time", "payments_received", "time_approvals"
@@ -30,12 +30,6 @@ PROGRESS_LABELS: dict[str, str] = {
     "cancelled": "Cancelled",
     "expired": "Expired",
 }
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
-    )
 
 
 class ExportCreate(CamelModel):

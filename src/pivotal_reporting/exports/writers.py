@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -28,12 +27,11 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.pq.abc import PGconn
 
-from pivotal_reporting.db import _ENTER_TENANT, Database
-from pivotal_reporting.exports.storage import PartialFile
+from pivotal_reporting.db import Database
 from pivotal_reporting.reports.base import ExportQuery
+from pivotal_reporting.storage import PartialFile
 
 TEXT_TYPE_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, bpchar, varchar
-_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
 BATCH_ROWS = 8192  # rows per file write (a few hundred KiB)
 PROGRESS_EVERY_SECONDS = 0.5
 # \x01 and \x02 never occur raw in json output (control characters are escaped as \uXXXX),
@@ -61,25 +59,14 @@ async def snapshot_connection(
     With ``snapshot_id`` (from :func:`export_snapshot`) it sees exactly the same data as
     the transaction that exported it.
     """
-    async with database.engine.connect() as conn:
-        conn = await conn.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
+    async with database.tenant_connection(organization_id, snapshot_id) as conn:
+        await conn.execute(
+            "SELECT set_config('TimeZone', 'UTC', true), "
+            "set_config('DateStyle', 'ISO, YMD', true), "
+            "set_config('IntervalStyle', 'iso_8601', true), "
+            "set_config('extra_float_digits', '1', true)"
         )
-        async with conn.begin():
-            if snapshot_id is not None:  # must be the transaction's first statement
-                if not _SNAPSHOT_ID.match(snapshot_id):
-                    raise ValueError("invalid snapshot id")
-                await conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
-            await conn.execute(_ENTER_TENANT, {"org": organization_id})
-            await conn.exec_driver_sql(
-                "SELECT set_config('TimeZone', 'UTC', true), "
-                "set_config('DateStyle', 'ISO, YMD', true), "
-                "set_config('IntervalStyle', 'iso_8601', true), "
-                "set_config('extra_float_digits', '1', true)"
-            )
-            raw = await conn.get_raw_connection()
-            driver: psycopg.AsyncConnection[object] = raw.driver_connection  # type: ignore[assignment]
-            yield driver
+        yield conn
 
 
 async def export_snapshot(conn: psycopg.AsyncConnection[object]) -> str:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import ServerThread
 from tests.factories import Tenant, create_export_job
+from tests.server import ServerThread
 
 pytest.importorskip("pivotal_reporting.reports.registry", reason="the report catalog is not in yet")
 

@@ -16,7 +16,7 @@ from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.principal import Principal
 from pivotal_reporting.db import Database
 from pivotal_reporting.errors import Forbidden, render_app_error
-from pivotal_reporting.observability.middleware import route_template
+from pivotal_reporting.route_templates import route_template
 
 log = logging.getLogger(__name__)
 

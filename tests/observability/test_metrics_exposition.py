@@ -42,9 +42,9 @@ def test_metrics_server_for_workers() -> None:
     import httpx
 
     from pivotal_reporting.observability.exposition import start_metrics_server
-    from tests.conftest import _free_port
+    from tests.server import free_port
 
-    port = _free_port()
+    port = free_port()
     start_metrics_server(port, addr="127.0.0.1")
     response = httpx.get(f"http://127.0.0.1:{port}/metrics")
     assert response.status_code == 200

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from pivotal_reporting.observability.logs import JsonFormatter
-from tests.conftest import METRICS_HEADERS, ServerThread
 from tests.factories import Tenant
+from tests.server import METRICS_HEADERS, ServerThread
 
 SECRET_FILTER = "Confidential-Customer-Name"
 

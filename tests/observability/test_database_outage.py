@@ -23,8 +23,8 @@ from pivotal_reporting.app import create_app
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import sqlalchemy_url
 from pivotal_reporting.embedded import start_embedded, stop_embedded
-from tests.conftest import TEST_JWT_SECRET, ServerThread
 from tests.factories import Tenant, create_customer, create_payment, create_tenant
+from tests.server import TEST_JWT_SECRET, ServerThread
 
 pytestmark = pytest.mark.slow
 

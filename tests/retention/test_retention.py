@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
-from pivotal_reporting.exports.storage import LocalStorage
 from pivotal_reporting.models import AuditLog, ExportJob
-from pivotal_reporting.retention.policy import retention_days
-from pivotal_reporting.retention.service import AUDIT_ACTION, run_retention, storage_prefix
+from pivotal_reporting.organization_settings import retention_days
+from pivotal_reporting.retention.service import AUDIT_ACTION, run_retention
+from pivotal_reporting.storage import LocalStorage, organization_prefix
 from tests.factories import Tenant, create_tenant
-from tests.ops.retention_helpers import completed_job, ended_job, sweep
+from tests.retention.retention_helpers import completed_job, ended_job, sweep
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_organization_setting_shortens_retention(
 def test_invalid_retention_falls_back_to_30_days_and_is_logged(
     raw: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="pivotal_reporting.retention")
+    caplog.set_level(logging.WARNING, logger="pivotal_reporting.organization_settings")
     assert retention_days(raw, "org_x") == 30
     assert any(getattr(r, "fields", {}).get("organization_id") == "org_x" for r in caplog.records)
 
@@ -139,7 +139,7 @@ def _old_file(storage: LocalStorage, key: str, age: timedelta) -> None:
 def test_orphan_files_are_removed_after_a_grace_period(
     db: Session, storage: LocalStorage, tenant: Tenant, database_url: str
 ) -> None:
-    prefix = storage_prefix(tenant.org.id)
+    prefix = organization_prefix(tenant.org.id)
     referenced = completed_job(db, storage, tenant, days_ago=1)
     assert referenced.storage_key
     os.utime(storage.path(referenced.storage_key), (0, 0))
@@ -199,15 +199,18 @@ def test_concurrent_sweeps_share_the_work(
     assert not any(job.storage_key and storage.exists(job.storage_key) for job in jobs)
 
 
-def test_retention_runs_hourly_on_the_queue() -> None:
+def test_retention_runs_hourly_on_the_queue(settings: Settings) -> None:
     from pivotal_reporting.queue import queue_app
     from pivotal_reporting.retention import tasks
+    from pivotal_reporting.worker import periodic_schedule
 
     assert "pivotal_reporting.retention.tasks" in queue_app.import_paths
-    periodic = queue_app.periodic_registry.periodic_tasks[
-        (tasks.sweep_export_retention.name, "retention")
-    ]
-    assert periodic.cron == "17 * * * *"
+    key = (tasks.sweep_export_retention.name, "retention")
+    assert Settings.model_fields["retention_cron"].default == "17 * * * *"
+    assert periodic_schedule(settings).periodic_tasks[key].cron == "17 * * * *"
+    # A worker schedules it from its own settings, not from what was set at import.
+    custom = settings.model_copy(update={"retention_cron": "5 4 * * *"})
+    assert periodic_schedule(custom).periodic_tasks[key].cron == "5 4 * * *"
 
 
 def test_cleanup_command(

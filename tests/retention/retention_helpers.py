@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.db import Database
-from pivotal_reporting.exports.storage import LocalStorage
 from pivotal_reporting.models import ExportJob
-from pivotal_reporting.retention.service import RetentionReport, run_retention, storage_prefix
+from pivotal_reporting.retention.service import RetentionReport, run_retention
+from pivotal_reporting.storage import LocalStorage, organization_prefix
 from tests.factories import Tenant, create_export_job
 
 
@@ -44,7 +44,7 @@ def completed_job(
         checksum_sha256="0" * 64,
         file_size_bytes=5,
     )
-    key = f"{storage_prefix(tenant.org.id)}/{job.id}-1.csv"
+    key = f"{organization_prefix(tenant.org.id)}/{job.id}-1.csv"
     path = storage.path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"a,b\n")

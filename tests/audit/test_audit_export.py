@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import TEST_JWT_SECRET
+from tests.audit.audit_helpers import record_events
 from tests.factories import Tenant
-from tests.ops.audit_helpers import record_events
+from tests.server import TEST_JWT_SECRET
 
 GENESIS = "0" * 64
 

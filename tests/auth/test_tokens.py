@@ -17,8 +17,8 @@ from pivotal_reporting.auth.tokens import mint_token, verify_token
 from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import Unauthorized
 from pivotal_reporting.models import Organization, User
-from tests.conftest import TEST_JWT_SECRET
 from tests.factories import Tenant, create_organization, create_user
+from tests.server import TEST_JWT_SECRET
 
 
 def _claims(tenant: Tenant, **overrides: object) -> dict[str, object]:

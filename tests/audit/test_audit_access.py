@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tests.audit.audit_helpers import record_events
 from tests.factories import Tenant
-from tests.ops.audit_helpers import record_events
 
 URL = "/v1/audit-logs"
 

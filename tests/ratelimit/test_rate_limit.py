@@ -9,10 +9,10 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import METRICS_HEADERS, ServerThread
 from tests.factories import Tenant
-from tests.ops.conftest import REDIS_URL
+from tests.server import METRICS_HEADERS, ServerThread
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
 POLICY = re.compile(r'^"per-user";q=(\d+);w=60$')
 STATE = re.compile(r'^"per-user";r=(\d+);t=(\d+)$')
 

@@ -1,8 +1,9 @@
 """Where export files live: a small storage interface and its local-directory backend.
 
 Keys are relative, slash-separated names such as ``org_x/job_y-1.csv`` (letters, digits,
-``_``, ``-``, ``.``; never ``..``). A file becomes visible under its key only once it is
-complete: writers fill a partial file, fsync it, and rename it into place atomically.
+``_``, ``-``, ``.``; never ``..``): :func:`export_file_key` builds them, and their first
+segment is :func:`organization_prefix`. A file becomes visible under its key only once it
+is complete: writers fill a partial file, fsync it, and rename it into place atomically.
 
 The retention job uses exactly two operations: :meth:`LocalStorage.keys` (every stored
 key) and :meth:`LocalStorage.delete` (idempotent). Object storage can implement the same
@@ -20,12 +21,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+_UNSAFE_IN_SEGMENT = re.compile(r"[^A-Za-z0-9_\-]")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-][A-Za-z0-9_\-.]*)*$")
 PARTIAL_DIR = ".partial"
 READ_CHUNK_BYTES = 256 * 1024
 # Exports hold finance data: readable by the service's user only, whatever the umask.
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+
+
+def organization_prefix(organization_id: str) -> str:
+    """The first segment of every key of an organization's files."""
+    return _UNSAFE_IN_SEGMENT.sub("_", organization_id)
+
+
+def export_file_key(organization_id: str, job_id: str, attempt: int, file_format: str) -> str:
+    """``<org>/<job id>-<attempt>.<format>``: each attempt of a job writes its own file."""
+    return f"{organization_prefix(organization_id)}/{job_id}-{attempt}.{file_format}"
 
 
 def validate_key(key: str) -> str:

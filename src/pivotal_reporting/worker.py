@@ -1,4 +1,4 @@
-"""The export worker: procrastinate's worker, supervised so that it never stays dead.
+"""The queue worker: procrastinate's worker, supervised so that it never stays dead.
 
 ``serve`` runs one in-process (see ``app.py``); ``pivotal-reporting worker`` runs it
 standalone, as many as wanted, on any machine sharing the database. When the worker
@@ -6,6 +6,9 @@ stops by itself (a dropped database connection stops procrastinate's listener) o
 raises, it is logged and restarted with backoff (:class:`RestartBackoff`: doubling
 from 0.5 s up to 30 s, back to 0.5 s once a run has stayed up for a minute); only
 :meth:`SupervisedWorker.stop` ends it.
+
+The periodic tasks (export sweeper, retention sweep, rollup refresh) are scheduled from
+the worker's own settings each time it starts: :func:`periodic_schedule`.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import procrastinate
+from procrastinate.periodic import PeriodicRegistry
 
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.errors import database_unavailable
-from pivotal_reporting.exports.storage import LocalStorage
-from pivotal_reporting.exports.tasks import RUNTIME_KEY, ExportRuntime
+from pivotal_reporting.exports import tasks as export_tasks
 from pivotal_reporting.queue import queue_app
+from pivotal_reporting.reports import tasks as report_tasks
+from pivotal_reporting.retention import tasks as retention_tasks
+from pivotal_reporting.storage import LocalStorage
+from pivotal_reporting.worker_runtime import RUNTIME_KEY, WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,23 @@ class RestartBackoff:
         delay = self._next
         self._next = min(self._next * 2, self.maximum)
         return delay
+
+
+def periodic_schedule(settings: Settings) -> PeriodicRegistry:
+    """The periodic tasks and their crons for a worker started with ``settings``."""
+    registry = PeriodicRegistry()  # type: ignore[no-untyped-call]
+    schedule = [
+        (export_tasks.sweep_stalled_exports, export_tasks.SWEEP_CRON, export_tasks.PERIODIC_ID),
+        (
+            retention_tasks.sweep_export_retention,
+            settings.retention_cron,
+            retention_tasks.PERIODIC_ID,
+        ),
+        (report_tasks.refresh_report_rollups, settings.rollup_cron, report_tasks.PERIODIC_ID),
+    ]
+    for task, cron, periodic_id in schedule:
+        registry.register_task(task=task, cron=cron, periodic_id=periodic_id, configure_kwargs={})
+    return registry
 
 
 @dataclass(frozen=True)
@@ -126,7 +150,7 @@ class SupervisedWorker:
     async def _run_once(self) -> None:
         options = self.options
         database = Database.connect(self.url, pool_size=options.concurrency + 2)
-        runtime = ExportRuntime(
+        runtime = WorkerRuntime(
             database=database,
             storage=LocalStorage(self.settings.exports_path),
             settings=self.settings,
@@ -139,6 +163,8 @@ class SupervisedWorker:
         )
         try:
             with queue_app.replace_connector(connector) as queue:
+                # The worker reads the registry once, when its periodic deferrer starts.
+                queue.periodic_registry = periodic_schedule(self.settings)
                 async with queue.open_async():
                     await queue.run_worker_async(
                         name=options.name,

@@ -17,9 +17,15 @@ import pytest
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.config import Settings
-from tests.conftest import TEST_JWT_SECRET, TEST_METRICS_TOKEN, ServerThread, _free_port
 from tests.factories import Tenant, create_customer, create_payment
-from tests.ops.prometheus_server import PrometheusServer
+from tests.observability.prometheus_server import PrometheusServer
+from tests.server import (
+    QUIET_ROLLUP_CRON,
+    TEST_JWT_SECRET,
+    TEST_METRICS_TOKEN,
+    ServerThread,
+    free_port,
+)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None, reason="prometheus is not installed (.ci/run installs it)"
@@ -32,11 +38,12 @@ RESULT_FILE = Path(__file__).resolve().parents[2] / ".data" / "prometheus-integr
 @pytest.fixture
 def standalone_worker(settings: Settings, tmp_path: Path) -> Iterator[int]:
     """``pivotal-reporting worker --metrics-port`` sharing the API's database and files."""
-    port = _free_port()
+    port = free_port()
     env = os.environ | {
         "PIVOTAL_DATABASE_URL": str(settings.database_url),
         "PIVOTAL_DATA_DIR": str(settings.data_dir),
         "PIVOTAL_JWT_SECRET": TEST_JWT_SECRET,
+        "PIVOTAL_ROLLUP_CRON": QUIET_ROLLUP_CRON,
     }
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
@@ -121,7 +128,7 @@ def test_prometheus_scrapes_export_metrics(
     }
     with (
         PrometheusServer(
-            tmp_path, _free_port(), targets, bearer_tokens={"pivotal-api": TEST_METRICS_TOKEN}
+            tmp_path, free_port(), targets, bearer_tokens={"pivotal-api": TEST_METRICS_TOKEN}
         ) as prometheus,
         httpx.Client(base_url=api.base_url, timeout=30) as client,
     ):
