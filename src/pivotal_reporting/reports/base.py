@@ -78,12 +78,19 @@ class ExportQuery:
     """A row query for ``COPY (sql) TO STDOUT``.
 
     ``sql`` uses psycopg placeholders (``%(name)s``, bound client-side by ``cursor.copy``)
-    and selects exactly ``columns``, in order, already filtered to the organization.
+    and selects exactly ``columns``, in order, already filtered to the organization. The
+    values are the raw stored values (typed: numbers, booleans, dates); a format that needs
+    a guard (CSV against spreadsheet formulas) adds it in its writer.
     """
 
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
     columns: tuple[str, ...] = ()
+    # Text columns that cannot hold user text: a CHECK-constrained vocabulary (status,
+    # currency, method) or a server-made format (ISO timestamps, months). The CSV formula
+    # guard skips them; every other text column is guarded, so a column a report forgets
+    # to list here is guarded, never left open.
+    closed_text_columns: frozenset[str] = frozenset()
 
 
 class Report(ABC):

@@ -60,7 +60,6 @@ from pivotal_reporting.reports.sql import (
     Conditions,
     day_buckets,
     first_date_from,
-    formula_safe,
     iso_utc,
     local_date,
     local_midnight_epoch,
@@ -355,9 +354,12 @@ EXPORT_COLUMNS = (
     "settlement_time_days",
 )
 
+# CHECK-constrained vocabularies and server-formatted instants: never user text.
+CLOSED_TEXT_COLUMNS = frozenset({"status", "currency", "paid_at"})
+
 _EXPORT_SQL = f"""
-SELECT {formula_safe("i.id")} AS invoice_id, {formula_safe("i.invoice_number")} AS invoice_number,
-       {formula_safe("i.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
+SELECT i.id AS invoice_id, i.invoice_number AS invoice_number,
+       i.customer_id AS customer_id, c.name AS customer_name,
        i.status, {OVERDUE} AS overdue, i.currency, i.total_amount, i.amount_paid, i.balance_due,
        i.issue_date, i.due_date, {iso_utc("i.paid_at")} AS paid_at,
        {rounded(_seconds(local_midnight_epoch("i.issue_date")), divisor=SECONDS_PER_DAY, places=4)} AS settlement_time_days
@@ -431,6 +433,7 @@ class InvoiceSettlementTimeReport(Report):
             sql=_EXPORT_SQL.format(conditions=where.sql),
             params=where.params,
             columns=EXPORT_COLUMNS,
+            closed_text_columns=CLOSED_TEXT_COLUMNS,
         )
 
 

@@ -43,7 +43,6 @@ from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     Conditions,
     day_buckets,
-    formula_safe,
     iso_utc,
     rounded,
 )
@@ -168,10 +167,13 @@ EXPORT_COLUMNS = (
     "cycle_time_days",
 )
 
+# CHECK-constrained vocabularies and server-formatted instants: never user text.
+CLOSED_TEXT_COLUMNS = frozenset({"status", "currency", "created_at", "sent_at", "decided_at"})
+
 _EXPORT_SQL = f"""
-SELECT {formula_safe("q.id")} AS quote_id, {formula_safe("q.quote_number")} AS quote_number,
-       {formula_safe("q.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
-       {formula_safe("q.project_id")} AS project_id, {formula_safe("p.name")} AS project_name,
+SELECT q.id AS quote_id, q.quote_number AS quote_number,
+       q.customer_id AS customer_id, c.name AS customer_name,
+       q.project_id AS project_id, p.name AS project_name,
        q.status, q.currency, q.total_amount,
        {iso_utc("q.created_at")} AS created_at, {iso_utc("q.sent_at")} AS sent_at,
        {iso_utc("q.decided_at")} AS decided_at,
@@ -238,4 +240,5 @@ class QuoteCycleTimeReport(Report):
             sql=_EXPORT_SQL.format(conditions=where.sql),
             params=where.params,
             columns=EXPORT_COLUMNS,
+            closed_text_columns=CLOSED_TEXT_COLUMNS,
         )
