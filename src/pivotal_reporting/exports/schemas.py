@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.reports.invoice_settlement_time import InvoiceSettlementTimeFilters
+from pivotal_reporting.reports.payments_received import PaymentsReceivedFilters
+from pivotal_reporting.reports.quote_cycle_time import QuoteCycleTimeFilters
+from pivotal_reporting.reports.time_approvals import TimeApprovalsFilters
 
 ReportType = Literal[
     "quote_cycle_time", "invoice_settlement_time", "payments_received", "time_approvals"
@@ -32,15 +36,48 @@ class CamelModel(BaseModel):
     )
 
 
-class ExportCreate(CamelModel):
-    """``POST /v1/reports/export``: ``filters`` are validated by the report's own schema."""
-
+class _ExportCreateBase(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
-    report_type: ReportType
     format: ExportFormat
-    filters: dict[str, Any] = Field(default_factory=dict)
     file_name: str | None = Field(default=None, max_length=255)
+
+
+class QuoteCycleTimeExportCreate(_ExportCreateBase):
+    report_type: Literal["quote_cycle_time"]
+    filters: QuoteCycleTimeFilters = Field(default_factory=QuoteCycleTimeFilters)
+
+
+class InvoiceSettlementTimeExportCreate(_ExportCreateBase):
+    report_type: Literal["invoice_settlement_time"]
+    filters: InvoiceSettlementTimeFilters = Field(default_factory=InvoiceSettlementTimeFilters)
+
+
+class PaymentsReceivedExportCreate(_ExportCreateBase):
+    report_type: Literal["payments_received"]
+    filters: PaymentsReceivedFilters = Field(default_factory=PaymentsReceivedFilters)
+
+
+class TimeApprovalsExportCreate(_ExportCreateBase):
+    report_type: Literal["time_approvals"]
+    filters: TimeApprovalsFilters = Field(default_factory=TimeApprovalsFilters)
+
+
+# ``POST /v1/reports/export``: one body schema per ``reportType``, each with that report's
+# own filters, so the POST refuses (422) whatever the export job could not run.
+ExportCreate = Annotated[
+    QuoteCycleTimeExportCreate
+    | InvoiceSettlementTimeExportCreate
+    | PaymentsReceivedExportCreate
+    | TimeApprovalsExportCreate,
+    Field(discriminator="report_type"),
+]
+EXPORT_BODIES: tuple[type[_ExportCreateBase], ...] = (
+    QuoteCycleTimeExportCreate,
+    InvoiceSettlementTimeExportCreate,
+    PaymentsReceivedExportCreate,
+    TimeApprovalsExportCreate,
+)
 
 
 class ExportCreated(CamelModel):

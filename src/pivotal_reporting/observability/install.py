@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from pivotal_reporting.body_limit import BodyLimitMiddleware
 from pivotal_reporting.config import Settings
 from pivotal_reporting.observability.middleware import RequestContextMiddleware
 from pivotal_reporting.ratelimit.middleware import RateLimitMiddleware
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    app.add_middleware(RateLimitMiddleware, settings=settings)  # inner
+    app.add_middleware(BodyLimitMiddleware)  # innermost: after the rate limit
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)  # outermost of ours

@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.reports.base import (
@@ -65,6 +65,7 @@ from pivotal_reporting.reports.sql import (
     local_midnight_epoch,
     rounded,
 )
+from pivotal_reporting.validation import Id, Instant
 
 BUCKETS = day_buckets((0, 7), (8, 14), (15, 30), (31, 60), (61, 90))
 # Stored statuses reported, with "overdue" shown instead of issued/part_paid when it is.
@@ -101,12 +102,12 @@ _MIDNIGHTS = """JOIN (
 
 
 class InvoiceSettlementTimeFilters(ReportFilters):
-    customer_id: str | None = Field(default=None, description="Only this customer's invoices.")
+    customer_id: Id | None = Field(default=None, description="Only this customer's invoices.")
     status: Literal["issued", "part_paid", "paid", "written_off"] | None = Field(
         default=None, description="Only invoices with this stored status."
     )
     overdue_only: bool | None = Field(default=None, description="Only overdue invoices.")
-    as_of: AwareDatetime | None = Field(
+    as_of: Instant | None = Field(
         default=None, description="Instant for days outstanding and overdue; default now."
     )
     currency: CurrencyCode | None = Field(

@@ -44,13 +44,14 @@ from pivotal_reporting.reports.sql import (
     iso_utc,
     money_buckets,
 )
+from pivotal_reporting.validation import Id
 
 BUCKETS = money_buckets((0, 1000), (1001, 5000), (5001, 10000), (10001, 25000), (25001, 50000))
 PaymentMethod = Literal["bank_transfer", "credit_card", "check", "cash", "other"]
 
 
 class PaymentsReceivedFilters(ReportFilters):
-    customer_id: str | None = Field(default=None, description="Only this customer's payments.")
+    customer_id: Id | None = Field(default=None, description="Only this customer's payments.")
     method: PaymentMethod | None = Field(default=None, description="Only this payment method.")
     currency: CurrencyCode | None = Field(
         default=None, description="Only this currency (and headline amounts in it)."

@@ -46,6 +46,7 @@ from pivotal_reporting.reports.sql import (
     iso_utc,
     rounded,
 )
+from pivotal_reporting.validation import Id
 
 BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 NO_PROJECT = "(no project)"
@@ -53,8 +54,8 @@ _SECONDS = "date_part('epoch', q.decided_at - q.created_at)"
 
 
 class QuoteCycleTimeFilters(ReportFilters):
-    customer_id: str | None = Field(default=None, description="Only this customer's quotes.")
-    project_id: str | None = Field(default=None, description="Only this project's quotes.")
+    customer_id: Id | None = Field(default=None, description="Only this customer's quotes.")
+    project_id: Id | None = Field(default=None, description="Only this project's quotes.")
     status: Literal["accepted", "rejected", "expired"] | None = Field(
         default=None, description="Only quotes decided this way."
     )

@@ -58,6 +58,7 @@ from pivotal_reporting.reports.sql import (
     iso_utc,
     rounded,
 )
+from pivotal_reporting.validation import Id
 
 BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 COARSE_BIN = SECONDS_PER_HOUR
@@ -66,8 +67,8 @@ _PENDING_AGE = "(%(now_epoch)s - date_part('epoch', t.submitted_at))"
 
 
 class TimeApprovalsFilters(ReportFilters):
-    user_id: str | None = Field(default=None, description="Only this user's entries.")
-    project_id: str | None = Field(default=None, description="Only this project's entries.")
+    user_id: Id | None = Field(default=None, description="Only this user's entries.")
+    project_id: Id | None = Field(default=None, description="Only this project's entries.")
     status: Literal["draft", "submitted", "approved", "rejected"] | None = Field(
         default=None, description="Only entries with this status."
     )
