@@ -1,0 +1,74 @@
+"""Schemathesis against the real app's ``/openapi.json``: every operation, a bounded budget.
+
+Deselected by default (pyproject ``addopts``); CI (``.ci/run``) runs it on its own, and so
+can you: ``.venv/bin/python -m pytest -m schemathesis -s tests/test_schemathesis.py``. The app
+is the test server (real PostgreSQL, real queue, in-process worker); the token is an
+administrator's, so every operation is reachable. Required: no server error, no status
+code and no content type that the operation does not document.
+
+Budget: ``PIVOTAL_SCHEMATHESIS_MAX_EXAMPLES`` cases per operation and phase (default 25),
+fixed seed ``PIVOTAL_SCHEMATHESIS_SEED`` (default 20261129) so that a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerThread
+from tests.factories import Tenant
+
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"
+
+
+def _schemathesis() -> str:
+    return str(Path(sys.executable).with_name("schemathesis"))
+
+
+@pytest.mark.slow
+@pytest.mark.schemathesis
+def test_no_operation_answers_undocumented_or_server_errors(
+    api_server: ServerThread, tenant: Tenant, tmp_path: Path
+) -> None:
+    token = tenant.token(tenant.admin, expires_in=timedelta(hours=2))
+    max_examples = os.environ.get("PIVOTAL_SCHEMATHESIS_MAX_EXAMPLES", "25")
+    seed = os.environ.get("PIVOTAL_SCHEMATHESIS_SEED", "20261129")
+    command = [
+        _schemathesis(),
+        "run",
+        f"{api_server.base_url}/openapi.json",
+        "--checks",
+        CHECKS,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        max_examples,
+        "--seed",
+        seed,
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=1200, check=False, cwd=tmp_path
+    )
+    output = result.stdout + result.stderr
+    print(output)  # the summary (operations, cases, failures) lands in the CI log
+    assert result.returncode == 0, output[-6000:]
+    cases = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert cases is not None, output[-6000:]
+    assert cases.group(1) == cases.group(2)  # every case passed every check
+    assert re.search(r"Tested: (\d+)", output), output[-6000:]
