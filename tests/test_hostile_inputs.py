@@ -217,3 +217,15 @@ def test_a_body_over_the_limit_is_413(client: httpx.Client, tenant: Tenant) -> N
     at_limit = big[:-1]
     response = client.post("/v1/reports/export", content=at_limit, headers=headers)
     _problem(response, 422)
+
+
+def test_a_body_nested_too_deep_to_parse_is_a_documented_4xx(
+    client: httpx.Client, tenant: Tenant
+) -> None:
+    headers = tenant.headers(tenant.exporter) | {"Content-Type": "application/json"}
+    body = b'{"reportType": "payments_received", "format": "csv", "filters": ' + b"[" * 30000
+    response = client.post("/v1/reports/export", content=body, headers=headers)
+    assert response.status_code in (400, 422), response.text
+    problem = _problem(response, response.status_code)
+    documented = client.get("/openapi.json").json()["paths"]["/v1/reports/export"]["post"]
+    assert str(problem["status"]) in documented["responses"]

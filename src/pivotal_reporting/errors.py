@@ -121,6 +121,7 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 _PROBLEM_DESCRIPTIONS = {
+    400: "The body could not be parsed (e.g. JSON nested too deep).",
     401: "No valid bearer token.",
     403: "The token lacks the permission, or names another organization.",
     404: "No such resource in your organization.",

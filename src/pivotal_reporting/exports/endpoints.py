@@ -55,7 +55,7 @@ StorageDep = Annotated[LocalStorage, Depends(get_storage)]
     summary="Request an export (queued; poll the job, then download)",
     responses={
         200: {"model": ExportCreated, "description": "Replay of an Idempotency-Key"},
-        **problem_responses(401, 403, 409, 413, 422, 429, 503),
+        **problem_responses(400, 401, 403, 409, 413, 422, 429, 503),
     },
 )
 async def create_export(
