@@ -229,3 +229,28 @@ def test_a_body_nested_too_deep_to_parse_is_a_documented_4xx(
     problem = _problem(response, response.status_code)
     documented = client.get("/openapi.json").json()["paths"]["/v1/reports/export"]["post"]
     assert str(problem["status"]) in documented["responses"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "params"),
+    [
+        ("GET", "/v1/audit-logs", {"cursor": "not-a-cursor"}),
+        ("GET", "/v1/audit-logs", {"cursor": "\u00e9\u00e9\u00e9"}),
+        ("GET", "/v1/audit-logs", {"limit": "9223372036854775808"}),
+        ("GET", "/v1/audit-logs", {"from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z"}),
+        ("GET", "/v1/reports/export", {"limit": "0"}),
+        ("GET", "/v1/reports/summary/payments-received", {"currency": "usd"}),
+        (
+            "GET",
+            "/v1/reports/summary/time-approvals",
+            {"fromDate": "2024-01-01T00:00:00Z", "toDate": "2024-01-01T00:00:00Z"},
+        ),
+        ("GET", "/v1/reports/export/" + "x" * 201, {}),
+    ],
+)
+def test_odd_inputs_are_documented_4xx(
+    client: httpx.Client, tenant: Tenant, method: str, url: str, params: dict[str, str]
+) -> None:
+    response = client.request(method, url, params=params, headers=tenant.headers(tenant.admin))
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
