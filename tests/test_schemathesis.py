@@ -20,6 +20,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -49,10 +50,20 @@ def test_no_operation_answers_undocumented_or_server_errors(
 ) -> None:
     _seed(db, tenant)
     token = tenant.token(tenant.admin, expires_in=timedelta(hours=2))
+    # Half of the job-id paths name a real, completed job (read, download, a refused
+    # cancel); the other half are generated (404, 422).
+    job_id = _completed_job(api_server, token)
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        f'[dictionaries.jobs]\nvalues = ["{job_id}"]\n\n'
+        '[parameters]\n"path.job_id" = { dictionary = "jobs", probability = 0.5 }\n'
+    )
     max_examples = os.environ.get("PIVOTAL_SCHEMATHESIS_MAX_EXAMPLES", "25")
     seed = os.environ.get("PIVOTAL_SCHEMATHESIS_SEED", "20261129")
     command = [
         _schemathesis(),
+        "--config-file",
+        str(config),
         "run",
         f"{api_server.base_url}/openapi.json",
         "--checks",
@@ -88,6 +99,20 @@ def test_no_operation_answers_undocumented_or_server_errors(
     statuses = _settled_job_statuses(db, tenant)
     print(f"export jobs created by the run, by status: {statuses}")
     assert "failed" not in statuses, _failures(db, tenant)
+
+
+def _completed_job(api_server: ServerThread, token: str) -> str:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=api_server.base_url, headers=headers) as client:
+        body = {"reportType": "payments_received", "format": "csv"}
+        response = client.post("/v1/reports/export", json=body)
+        assert response.status_code == 202, response.text
+        job_id: str = response.json()["jobId"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/v1/reports/export/{job_id}").json()["job"]["status"] != "completed":
+            assert time.monotonic() < deadline, "the seed export did not complete"
+            time.sleep(0.2)
+    return job_id
 
 
 def _seed(db: Session, tenant: Tenant) -> None:
