@@ -254,3 +254,12 @@ def test_odd_inputs_are_documented_4xx(
     response = client.request(method, url, params=params, headers=tenant.headers(tenant.admin))
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_unencoded_plus_in_an_offset_is_explained(client: httpx.Client, tenant: Tenant) -> None:
+    response = client.get(
+        "/v1/reports/summary/payments-received?fromDate=2024-01-01T00:00:00+01:00",
+        headers=tenant.headers(tenant.viewer),
+    )
+    body = _problem(response, 422)
+    assert "%2B" in body["errors"][0]["message"]

@@ -51,6 +51,11 @@ def parse_instant(value: Any) -> datetime:
             instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"not a valid date-time; use {INSTANT_HINT}") from None
+    elif isinstance(value, str) and _INSTANT.match(value.replace(" ", "+")):
+        # "+01:00" sent unencoded in a query string arrives as " 01:00".
+        raise ValueError(
+            f"the offset's '+' arrived as a space: write it as %2B; use {INSTANT_HINT}"
+        )
     else:
         raise ValueError(f"use {INSTANT_HINT}")
     if instant.tzinfo is None or instant.utcoffset() is None:
