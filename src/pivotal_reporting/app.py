@@ -12,6 +12,7 @@ from pivotal_reporting import __version__, schema
 from pivotal_reporting.api import mount_routers
 from pivotal_reporting.api_docs import install_docs
 from pivotal_reporting.audit.denials import install_denial_audit
+from pivotal_reporting.body_limit import BodyLimitMiddleware
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
 from pivotal_reporting.errors import install_error_handlers
@@ -27,7 +28,8 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     (request id, access log, HTTP metrics) is added last: it sees every request, including
     the ones the rate limiter refuses, and it times them all.
     """
-    app.add_middleware(RateLimitMiddleware, settings=settings)  # inner
+    app.add_middleware(BodyLimitMiddleware)  # innermost: after the rate limit
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)  # outermost of ours
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pivotal_reporting.exports.storage import LocalStorage
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.config import Settings
+from pivotal_reporting.storage import LocalStorage
 from tests.exports.conftest import create_job, wait_for_job
 from tests.factories import Tenant, create_customer, create_payment
 

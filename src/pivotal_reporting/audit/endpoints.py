@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from pivotal_reporting.audit.repository import AuditFilters, Order
 from pivotal_reporting.audit.schemas import AuditLogPage
@@ -13,7 +12,8 @@ from pivotal_reporting.audit.service import read_audit_page
 from pivotal_reporting.auth.dependencies import get_database, require
 from pivotal_reporting.auth.principal import VIEW_AUDIT_LOGS, Principal
 from pivotal_reporting.db import Database
-from pivotal_reporting.errors import InvalidInput
+from pivotal_reporting.errors import InvalidInput, problem_responses
+from pivotal_reporting.validation import FilterText, Id, Instant
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -24,17 +24,18 @@ Auditor = Annotated[Principal, Depends(require(VIEW_AUDIT_LOGS))]
     "/audit-logs",
     response_model=AuditLogPage,
     summary="The organization's audit log, newest first, with its hash chain",
+    responses=problem_responses(401, 403, 422, 429, 503),
 )
 async def read_audit_logs(
     principal: Auditor,
     database: Annotated[Database, Depends(get_database)],
-    action: Annotated[str | None, Query(max_length=100)] = None,
-    user_id: Annotated[str | None, Query(alias="userId", max_length=200)] = None,
-    from_at: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to_at: Annotated[AwareDatetime | None, Query(alias="to")] = None,
-    organization_id: Annotated[str | None, Query(alias="organizationId")] = None,
+    action: Annotated[FilterText | None, Query(max_length=100)] = None,
+    user_id: Annotated[Id | None, Query(alias="userId")] = None,
+    from_at: Annotated[Instant | None, Query(alias="from")] = None,
+    to_at: Annotated[Instant | None, Query(alias="to")] = None,
+    organization_id: Annotated[Id | None, Query(alias="organizationId")] = None,
     order: Order = "desc",
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[FilterText | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditLogPage:
     principal.ensure_own_organization(organization_id)
