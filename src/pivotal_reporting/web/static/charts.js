@@ -77,7 +77,7 @@ export function timeSeries({ field, entries, formatLabel, onDrill }) {
       ];
       const attrs = { class: "column", "data-key": key, "data-raw": String(value), title: `${formatLabel(key)}: ${value}` };
       return onDrill
-        ? el("button", { ...attrs, type: "button", "aria-label": `${formatLabel(key)}: ${value}. Export these rows`, onclick: () => onDrill(key) }, inner)
+        ? el("button", { ...attrs, type: "button", onclick: () => onDrill(key) }, inner, el("span", { class: "sr-only", text: "Export these rows" }))
         : el("div", attrs, inner);
     }));
 }
