@@ -24,8 +24,8 @@ const live = new Live({
   onExportFinished(event) {
     if (seenFinished.has(event.id)) return;
     seenFinished.add(event.id);
-    if (event.status === "completed") toast(`Export ${event.id} is ready to download.`, "success", { href: "/exports", text: "Open Exports" });
-    else toast(`Export ${event.id} failed.`, "error", { href: "/exports", text: "Details" });
+    if (event.status === "completed") toast("Your export is ready to download.", "success", { href: "/exports", text: "Open Exports" });
+    else toast("An export failed.", "error", { href: "/exports", text: "Details" });
   },
 });
 
@@ -40,7 +40,7 @@ function navigate(path, { replace = false } = {}) {
 const ctx = {
   boot, main, live, toast, navigate,
   get me() { return me; },
-  openExport: (report, filters, label) => openExportDialog(ctx, report, filters, label),
+  openExport: (report, filters, label, note) => openExportDialog(ctx, report, filters, label, note),
 };
 
 function renderNav() {

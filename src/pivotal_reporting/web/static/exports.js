@@ -10,7 +10,7 @@ const FILTER_LABELS = {
   customerId: "Customer", projectId: "Project", userId: "User", overdueOnly: "Overdue only", asOf: "As of",
 };
 
-export function openExportDialog(ctx, report, filters, label) {
+export function openExportDialog(ctx, report, filters, label, note) {
   const { boot, me } = ctx;
   const dialog = document.getElementById("export-dialog");
   const tz = me.organization.timezone;
@@ -24,7 +24,8 @@ export function openExportDialog(ctx, report, filters, label) {
   const submit = el("button", { type: "submit", text: "Create export" });
   const form = el("form", { method: "dialog", class: "export-form" },
     el("h2", { id: "export-dialog-title", text: `Export ${report.title.replace(/\.$/, "").toLowerCase()}` }),
-    el("p", { class: "muted", text: `Rows selected by: ${label}` }),
+    el("p", { class: "muted", text: `Rows: ${label}` }),
+    note ? el("p", { class: "state empty", text: note }) : null,
     rows.length ? el("dl", { class: "filters-list" }, rows) : el("p", { text: "No filters: every row of the report." }),
     el("label", { class: "field", for: "export-format" }, el("span", { text: "Format" }), format),
     el("label", { class: "field", for: "export-file-name" }, el("span", { text: "File name (optional)" }), fileName),
@@ -42,7 +43,7 @@ export function openExportDialog(ctx, report, filters, label) {
         method: "POST", body, headers: { "Idempotency-Key": crypto.randomUUID() },
       });
       dialog.close();
-      ctx.toast(`Export queued (${created.jobId}). Follow it in Exports.`, "info", { href: "/exports", text: "Open Exports" });
+      ctx.toast("Export queued. It runs in the background; you will be told when it is ready.", "info", { href: "/exports", text: "Open Exports" });
       ctx.live.emitLocal({ kind: "export", id: created.jobId, status: created.status });
     } catch (err) {
       error.textContent = err instanceof ApiError ? err.message : String(err);
@@ -54,6 +55,11 @@ export function openExportDialog(ctx, report, filters, label) {
   dialog.replaceChildren(form);
   dialog.showModal();
   format.focus();
+}
+
+function reportTitle(ctx, type) {
+  const report = ctx.boot.reports.find((r) => r.type === type);
+  return report ? report.title.split(":")[0] : type;
 }
 
 function progressOf(job) {
@@ -85,7 +91,7 @@ export async function renderExports(ctx) {
     }
     return el("tr", { "data-job": job.id, "data-status": job.status },
       el("td", { text: formatDateTime(job.createdAt, tz) }),
-      el("td", {}, job.reportType.replace(/_/g, " "), el("br"), el("small", { class: "muted", text: job.fileName })),
+      el("td", {}, reportTitle(ctx, job.reportType), el("br"), el("small", { class: "muted", text: job.fileName })),
       el("td", { text: job.format.toUpperCase() }),
       el("td", { class: `status ${job.status}`, text: job.status === "failed" && job.errorMessage ? `failed: ${job.errorMessage}` : job.status }),
       el("td", {},

@@ -275,7 +275,7 @@ function renderFigures(ctx, report, page, state, window, filters, current, previ
     return;
   }
 
-  const drillTo = (extra, label) => (canExport ? openExport(report, { ...filters, ...extra }, label) : null);
+  const drillTo = (extra, label, note) => (canExport ? openExport(report, { ...filters, ...extra }, label, note) : null);
   const grid = el("div", { class: "charts" });
   for (const [fieldName, kind, title, drill = {}] of page.charts) {
     const value = summary[fieldName];
@@ -288,12 +288,12 @@ function renderFigures(ctx, report, page, state, window, filters, current, previ
       const entries = fillMonths(value, window);
       body = timeSeries({
         field: fieldName, entries, formatLabel: formatMonth,
-        onDrill: canExport ? (ym) => drillTo(monthFilters(ym, window, tz), `${formatMonth(ym)}`) : null,
+        onDrill: canExport ? (ym) => drillTo(monthFilters(ym, window, tz), `${page.noun} in ${formatMonth(ym)}`) : null,
       });
     } else if (kind === "currency") {
       const entries = Object.entries(value).map(([cur, t]) => [cur, Number(t.amount), `${cur} (${t.count})`]);
       body = bars({
-        field: fieldName, entries, format: (v) => v, onDrill: canExport ? (cur) => drillTo(currencyFilters(cur, drill), cur) : null,
+        field: fieldName, entries, format: (v) => v, onDrill: canExport ? (cur) => drillTo(currencyFilters(cur, drill), `${title}: ${cur}`) : null,
       });
       for (const row of body.querySelectorAll(".bar-value")) {
         const cur = row.parentElement.dataset.key;
@@ -303,7 +303,7 @@ function renderFigures(ctx, report, page, state, window, filters, current, previ
       const entries = Object.entries(value).map(([k, v]) => [k, v, humanize(k)]);
       body = bars({
         field: fieldName, entries, format: count,
-        onDrill: canExport ? (key) => drillTo(statusFilters(key, drill, summary), humanize(key)) : null,
+        onDrill: canExport ? (key) => drillTo(statusFilters(key, drill, summary), `${title}: ${humanize(key)}`, statusNote(key, drill)) : null,
       });
     } else if (kind === "toplist") {
       const format = drill.format || count;
@@ -317,7 +317,7 @@ function renderFigures(ctx, report, page, state, window, filters, current, previ
               ctx.toast(found.length ? `${found.length} ${drill.noun} are named “${name}”; pick one with the filter above.` : `“${name}” was not found.`, "error");
               return;
             }
-            drillTo({ [drill.filter]: found[0].id }, name);
+            drillTo({ [drill.filter]: found[0].id }, `${title}: ${name}`);
           } catch (err) { ctx.toast(err.message, "error"); }
         } : null,
       });
@@ -366,6 +366,13 @@ function toggleDefinition(button, text) {
   note = el("p", { class: "definition", text });
   button.parentElement.after(note);
   button.setAttribute("aria-expanded", "true");
+}
+
+function statusNote(key, drill) {
+  if (drill.overdue && key !== "overdue") {
+    return `The bar counts ${humanize(key).toLowerCase()} invoices that are not overdue; the status filter also selects the overdue ones with this status.`;
+  }
+  return null;
 }
 
 function monthFilters(ym, window, tz) {
