@@ -140,6 +140,7 @@ export async function renderReport(ctx, report) {
         compare ? api(path + query(apiFilters(state, tz, previousWindow(window)))) : null,
       ]);
       renderFigures(ctx, report, page, state, window, filters, current, previous, canExport, results);
+      performance.mark("figures-shown");  // what bench/dashboard.py measures
     } catch (err) {
       results.replaceChildren(el("div", { class: "state error", role: "alert" },
         el("strong", { text: "The figures could not be loaded. " }), err instanceof ApiError ? err.message : String(err)));
