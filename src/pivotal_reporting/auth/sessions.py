@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -245,4 +246,10 @@ def issue_signin_link_blocking(
         finally:
             await database.dispose()
 
-    return asyncio.run(issue())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(issue())
+    # Called from a thread that already runs a loop: run ours in a worker thread.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, issue()).result()
