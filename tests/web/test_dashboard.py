@@ -208,6 +208,30 @@ def test_changing_a_filter_changes_the_url_and_the_figures(
     shot(page, "report-payments-received-filtered")
 
 
+def test_the_customer_picker_suggests_names_and_filters_by_id(
+    context: Any, api_server: ServerThread, database_url: str, seeded: Seeded
+) -> None:
+    page = sign_in(context, api_server, database_url, seeded.tenant.admin.id)
+    open_report(page, api_server, "payments-received")
+    customer = seeded.customers[1]
+    picker = "input[list=list-customerId]"
+    with page.expect_response(lambda r: "/v1/lookups/customers" in r.url):
+        page.fill(picker, customer.name)
+    page.wait_for_selector(f"#list-customerId option[value='{customer.name}']", state="attached")
+    with page.expect_response(lambda r: f"customerId={customer.id}" in r.url):
+        page.click("form.filters button[type=submit]")
+    page.wait_for_selector(".results[aria-busy='false'] .cards")
+    assert f"customerId={customer.id}" in page.url
+    window = page.get_attribute(".window", "data-window").split("/")
+    rows = [
+        p
+        for p in seeded.payments
+        if p.customer_id == customer.id and window[0] <= p.paid_at.date().isoformat() < window[1]
+    ]
+    assert int(shown(page, ".card[data-field]")["totalPayments|"]) == len(rows)
+    assert page.input_value(picker) == customer.name  # the name survives in the URL
+
+
 def test_drill_down_exports_the_clicked_rows_with_live_progress_and_checksum(
     context: Any,
     api_server: ServerThread,

@@ -17,7 +17,8 @@ export function formatMoney(value, currency) {
 }
 
 export function formatDays(value) {
-  return value === null || value === undefined ? "—" : `${numberFormat.format(value)} days`;
+  if (value === null || value === undefined) return "—";
+  return `${numberFormat.format(value)} ${Number(value) === 1 ? "day" : "days"}`;
 }
 
 export function formatHours(value) {

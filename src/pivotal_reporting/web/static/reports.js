@@ -232,7 +232,10 @@ function picker(key, kind, label, state) {
 }
 
 function delta(current, previous, kind, currency) {
-  if (previous === null || previous === undefined || current === null || current === undefined) return null;
+  if (current === null || current === undefined) return null;
+  if (previous === null || previous === undefined) {
+    return el("span", { class: "delta flat" }, "No figure for the previous period");
+  }
   const diff = current - previous;
   const fmt = kind === "money" ? (v) => formatMoney(v, currency) : kind === "days" ? days : kind === "hours" ? hours : count;
   const sign = diff > 0 ? "+" : diff < 0 ? "−" : "±";
