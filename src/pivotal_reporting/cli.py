@@ -89,6 +89,8 @@ def serve(
         port=port,
         log_level="info",
         log_config=None,
+        # Open dashboard event streams would otherwise hold a shutdown for up to a minute.
+        timeout_graceful_shutdown=5,
     )
 
 

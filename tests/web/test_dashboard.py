@@ -281,6 +281,42 @@ def test_drill_down_exports_the_clicked_rows_with_live_progress_and_checksum(
     assert exported == expected
 
 
+def test_an_open_exports_page_follows_a_new_job_to_100_percent_without_polling(
+    context: Any,
+    api_server: ServerThread,
+    client: httpx.Client,
+    database_url: str,
+    seeded: Seeded,
+) -> None:
+    page = sign_in(context, api_server, database_url, seeded.tenant.exporter.id)
+    listed: list[str] = []
+    page.on(
+        "request",
+        lambda r: listed.append(r.url) if r.url.split("?")[0].endswith("/export") else None,
+    )
+    page.goto(f"{api_server.base_url}/exports")
+    page.wait_for_selector("main[aria-busy='false']")
+    page.wait_for_selector("body[data-live=on]", state="attached")
+    # Created elsewhere (another tab, a script): only the server's push can show it here.
+    created = client.post(
+        "/v1/reports/export",
+        json={"reportType": "time_approvals", "format": "json", "filters": {}},
+        headers=seeded.tenant.headers(seeded.tenant.exporter),
+    )
+    assert created.status_code == 202, created.text
+    job_id = created.json()["jobId"]
+    row = f"tr[data-job='{job_id}']"
+    page.wait_for_selector(f"{row}[data-status=completed]", timeout=30_000)
+    assert page.get_attribute(f"{row} [role=progressbar]", "aria-valuenow") == "100"
+    job = client.get(
+        f"/v1/reports/export/{job_id}", headers=seeded.tenant.headers(seeded.tenant.exporter)
+    ).json()["job"]
+    assert page.get_attribute(f"{row} [data-checksum]", "data-checksum") == job["checksumSha256"]
+    page.wait_for_selector(".toast.success")
+    assert "ready to download" in page.inner_text(".toast.success")
+    assert len(listed) == 1, listed  # the list was fetched once: no polling
+
+
 def test_a_new_row_refreshes_an_open_page(
     context: Any,
     api_server: ServerThread,

@@ -15,9 +15,10 @@ from pivotal_reporting.events.broker import EventBroker
 router = APIRouter(prefix="/v1", tags=["events"])
 
 KEEPALIVE_SECONDS = 15.0
-# A stream ends after this long; EventSource reconnects by itself (and the server can
-# shut down without waiting for browsers to go away).
-STREAM_SECONDS = 300.0
+# A stream ends after this long; EventSource reconnects by itself and the page reloads
+# what it shows. uvicorn waits for open responses when it shuts down: this bounds the
+# wait (``serve`` also sets a graceful-shutdown timeout).
+STREAM_SECONDS = 60.0
 
 
 @router.get(

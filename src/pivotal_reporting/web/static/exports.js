@@ -136,16 +136,23 @@ export async function renderExports(ctx) {
     } catch (err) { ctx.toast(err.message, "error"); }
   }
 
-  try {
+  async function loadAll() {
     const page = await api(`/v1/reports/export${query({ limit: 50 })}`);
     for (const job of page.items) jobs.set(job.id, job);
     draw();
+  }
+  try {
+    await loadAll();
   } catch (err) {
     status.replaceChildren(el("div", { class: "state error", role: "alert" }, el("strong", { text: "Your exports could not be loaded. " }), err.message));
     return;
   }
 
   live.onExport(async (event) => {
+    if (event.kind === "resync") {
+      try { await loadAll(); } catch { /* the next event retries */ }
+      return;
+    }
     const job = jobs.get(event.id);
     if (!job || event.status === "completed" || event.status !== job.status) {
       await refreshJob(event.id);  // full row: checksum, download link, error message

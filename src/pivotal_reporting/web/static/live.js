@@ -16,11 +16,23 @@ export class Live {
   start() {
     if (this.source) return;
     this.source = new EventSource("/v1/events");
-    this.source.addEventListener("ready", () => { this.connected = true; document.body.dataset.live = "on"; });
+    this.readies = 0;
+    this.source.addEventListener("ready", () => {
+      this.connected = true;
+      document.body.dataset.live = "on";
+      // A reconnect (the server ends each stream after a minute): events sent while we
+      // were away are lost, so reload what is open.
+      if (this.readies++ > 0) this.resync();
+    });
     this.source.addEventListener("error", () => { this.connected = false; document.body.dataset.live = "off"; });
     this.source.addEventListener("export", (e) => this.emitLocal({ kind: "export", ...JSON.parse(e.data) }));
     this.source.addEventListener("figures", (e) => this.figuresChanged(JSON.parse(e.data).report));
-    this.source.addEventListener("resync", () => { for (const report of this.figureHandlers.keys()) this.figuresChanged(report); });
+    this.source.addEventListener("resync", () => this.resync());
+  }
+
+  resync() {
+    for (const report of this.figureHandlers.keys()) this.figuresChanged(report);
+    for (const handler of this.exportHandlers) handler({ kind: "resync" });
   }
 
   stop() {
