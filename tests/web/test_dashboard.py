@@ -355,6 +355,32 @@ def test_a_new_row_refreshes_an_open_page(
         page.wait_for_timeout(100)
 
 
+def test_empty_and_error_states_show_what_happened(
+    context: Any,
+    api_server: ServerThread,
+    client: httpx.Client,
+    database_url: str,
+    seeded: Seeded,
+) -> None:
+    page = sign_in(context, api_server, database_url, seeded.tenant.admin.id)
+    page.goto(
+        f"{api_server.base_url}/reports/payments-received?preset=custom&from=2001-01-01&to=2001-01-31"
+    )
+    page.wait_for_selector(".state.empty")
+    assert "No payments in this window" in page.inner_text(".results")
+    shot(page, "report-payments-received-empty")
+    # A filter the API refuses: its problem+json detail is shown.
+    with page.expect_response(lambda r: "/v1/reports/summary/" in r.url) as refused:
+        page.goto(f"{api_server.base_url}/reports/payments-received?currency=usd1")
+    assert refused.value.status == 422
+    page.wait_for_selector(".results .state.error")
+    detail = client.get(
+        refused.value.url, headers=seeded.tenant.headers(seeded.tenant.admin)
+    ).json()["detail"]
+    assert detail in page.inner_text(".results .state.error")
+    shot(page, "report-payments-received-error")
+
+
 def test_a_view_only_user_sees_no_export_control(
     context: Any, api_server: ServerThread, database_url: str, seeded: Seeded
 ) -> None:

@@ -31,7 +31,10 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
   const type = response.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await response.json() : await response.text();
   if (!response.ok) {
-    const detail = (data && data.detail) || `The server answered ${response.status}.`;
+    let detail = (data && data.detail) || `The server answered ${response.status}.`;
+    if (data && Array.isArray(data.errors) && data.errors.length) {
+      detail += ` ${data.errors.map((e) => `${String(e.field || "").replace(/^(query|body)\./, "")}: ${e.message}`).join("; ")}`;
+    }
     if (response.status === 401) document.dispatchEvent(new CustomEvent("signed-out", { detail }));
     throw new ApiError(response.status, detail, data);
   }
