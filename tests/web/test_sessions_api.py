@@ -332,3 +332,36 @@ def test_the_page_boots_with_the_apis_export_formats_under_a_strict_csp(
     assert "javascript" in script.headers["content-type"]
     for deep_link in ("/reports/payments-received", "/exports", "/audit"):
         assert client.get(deep_link).status_code == 200
+
+
+def test_long_expired_sessions_and_links_are_pruned_on_the_next_sign_in(
+    api_server: ServerThread, database_url: str, tenant: Tenant, db: Session
+) -> None:
+    with signed_in(api_server, database_url, tenant.viewer.id):
+        pass
+    db.execute(
+        text(
+            "UPDATE web_sessions SET expires_at = now() - interval '2 days' "
+            "WHERE organization_id = :org AND user_id = :user"
+        ),
+        {"org": tenant.org.id, "user": tenant.viewer.id},
+    )
+    db.execute(
+        text(
+            "UPDATE web_signin_links SET expires_at = now() - interval '2 days', "
+            "session_expires_at = now() - interval '2 days' "
+            "WHERE organization_id = :org AND user_id = :user"
+        ),
+        {"org": tenant.org.id, "user": tenant.viewer.id},
+    )
+    db.commit()
+    with signed_in(api_server, database_url, tenant.viewer.id):
+        pass
+    counts = db.execute(
+        text(
+            "SELECT (SELECT count(*) FROM web_sessions WHERE user_id = :user), "
+            "(SELECT count(*) FROM web_signin_links WHERE user_id = :user)"
+        ),
+        {"user": tenant.viewer.id},
+    ).one()
+    assert tuple(counts) == (1, 1)  # only the new ones

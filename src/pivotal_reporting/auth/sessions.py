@@ -47,6 +47,16 @@ _INSERT_SESSION = text(
     "INSERT INTO web_sessions (id, organization_id, user_id, csrf_hash, expires_at) "
     "VALUES (:id, :org, :user_id, :csrf_hash, :expires_at)"
 )
+# Opening a session or a link clears the same user's long-expired ones: the tables stay
+# as small as the number of users times their recent sign-ins, with no sweeper.
+_PRUNE_SESSIONS = text(
+    "DELETE FROM web_sessions WHERE organization_id = :org AND user_id = :user_id "
+    "AND (expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day')"
+)
+_PRUNE_LINKS = text(
+    "DELETE FROM web_signin_links WHERE organization_id = :org AND user_id = :user_id "
+    "AND expires_at < now() - interval '1 day'"
+)
 _FIND_SESSION = text(
     "SELECT user_id, csrf_hash, expires_at FROM web_sessions "
     "WHERE id = :id AND organization_id = :org AND revoked_at IS NULL AND expires_at > now()"
@@ -91,6 +101,7 @@ async def open_session(
     session: AsyncSession, *, organization_id: str, user_id: str, expires_at: datetime
 ) -> OpenedSession:
     secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    await session.execute(_PRUNE_SESSIONS, {"org": organization_id, "user_id": user_id})
     await session.execute(
         _INSERT_SESSION,
         {
@@ -115,6 +126,7 @@ async def create_signin_link(
     """A one-time code ``<org>.<secret>`` for ``/signin?code=``."""
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
+    await session.execute(_PRUNE_LINKS, {"org": organization_id, "user_id": user_id})
     await session.execute(
         _INSERT_LINK,
         {
