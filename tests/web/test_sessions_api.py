@@ -302,8 +302,21 @@ def test_events_push_changed_figures_and_own_export_progress(
     assert foreign.id not in {e.get("id") for e in seen}
 
 
-def test_events_need_a_caller(client: httpx.Client) -> None:
+def test_events_need_a_caller_who_may_view_reports(client: httpx.Client, tenant: Tenant) -> None:
     assert client.get("/v1/events").status_code == 401
+    assert client.get("/v1/events", headers=tenant.headers(tenant.nobody)).status_code == 403
+
+
+def test_the_session_cookie_is_secure_under_https(client: httpx.Client, tenant: Tenant) -> None:
+    """Behind a TLS proxy (uvicorn trusts X-Forwarded-Proto from 127.0.0.1 by default)."""
+    response = client.post(
+        "/v1/session",
+        json={"token": tenant.token(tenant.viewer)},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    assert response.status_code == 201
+    for cookie in response.headers.get_list("set-cookie"):
+        assert "Secure" in cookie
 
 
 # ---- the page -----------------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from pivotal_reporting.auth.dependencies import CurrentPrincipal
+from pivotal_reporting.auth.dependencies import require
+from pivotal_reporting.auth.principal import VIEW_REPORTS, Principal
 from pivotal_reporting.events.broker import EventBroker
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -27,7 +29,9 @@ STREAM_SECONDS = 60.0
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def stream_events(request: Request, principal: CurrentPrincipal) -> StreamingResponse:
+async def stream_events(
+    request: Request, principal: Annotated[Principal, Depends(require(VIEW_REPORTS))]
+) -> StreamingResponse:
     broker: EventBroker = request.app.state.event_broker
     subscriber = broker.subscribe(principal.organization_id, principal.user_id)
 
