@@ -381,6 +381,31 @@ def test_empty_and_error_states_show_what_happened(
     shot(page, "report-payments-received-error")
 
 
+def test_keyboard_reaches_the_controls_with_a_visible_focus(
+    context: Any, api_server: ServerThread, database_url: str, seeded: Seeded
+) -> None:
+    page = sign_in(context, api_server, database_url, seeded.tenant.admin.id)
+    open_report(page, api_server, "payments-received")
+    page.keyboard.press("Tab")
+    focused = page.evaluate(
+        "(() => { const e = document.activeElement, s = getComputedStyle(e);"
+        " return [e.className, s.outlineStyle, s.outlineWidth]; })()"
+    )
+    assert focused == ["skip", "solid", "3px"]
+    # Tab until a drillable bar has the focus, then Enter opens the export dialog.
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('bar-row')"):
+            break
+    else:
+        raise AssertionError("no bar reachable by keyboard")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#export-dialog[open]")
+    assert page.evaluate("document.activeElement.id") == "export-format"
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#export-dialog:not([open])", state="attached")
+
+
 def test_a_view_only_user_sees_no_export_control(
     context: Any, api_server: ServerThread, database_url: str, seeded: Seeded
 ) -> None:
