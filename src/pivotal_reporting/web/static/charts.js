@@ -100,8 +100,8 @@ export function topList({ field, entries, format, onDrill, drillable = () => tru
     }));
     if (rest.length) {
       const sum = rest.reduce((acc, [, v]) => acc + v, 0);
-      rows.push(el("div", { class: "bar-row rest", "data-field": field, "data-key": "__rest__", "data-raw": String(sum) },
-        el("span", { class: "bar-label", text: `${rest.length} more ${noun}` }),
+      rows.push(el("div", { class: "bar-row rest", "data-field": field, "data-key": "__rest__", "data-raw": String(sum), title: `${rest.length} more ${noun}, summed` },
+        el("span", { class: "bar-label", text: `${rest.length} others` }),
         el("span", { class: "bar-track", "aria-hidden": "true" }),
         el("span", { class: "bar-value", text: format(sum) })));
     }
