@@ -16,6 +16,7 @@ from pivotal_reporting.body_limit import BodyLimitMiddleware
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
 from pivotal_reporting.errors import install_error_handlers
+from pivotal_reporting.events.broker import running_broker
 from pivotal_reporting.observability.middleware import RequestContextMiddleware
 from pivotal_reporting.ratelimit.middleware import RateLimitMiddleware
 from pivotal_reporting.worker import in_process_worker
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.head_revision = schema.head_revision()
         try:
             async with AsyncExitStack() as stack:
+                app.state.event_broker = await stack.enter_async_context(running_broker(url))
                 if settings.worker_in_process:
                     await stack.enter_async_context(in_process_worker(url, settings))
                 # Everything loaded so far lives as long as the process: out of the

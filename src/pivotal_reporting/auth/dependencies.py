@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pivotal_reporting.auth.principal import Principal, load_principal
+from pivotal_reporting.auth.sessions import SESSION_COOKIE, principal_from_cookie
 from pivotal_reporting.auth.tokens import verify_token
 from pivotal_reporting.db import Database
 from pivotal_reporting.errors import Forbidden, Unauthorized
@@ -26,8 +27,13 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     database: Annotated[Database, Depends(get_database)],
 ) -> Principal:
-    """Resolve the caller once per request from the bearer token."""
+    """Resolve the caller once per request from the bearer token (or, without one, from
+    the dashboard's session cookie: ``auth/sessions.py``, CSRF checked there)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
+        if request.cookies.get(SESSION_COOKIE):
+            web_principal = await principal_from_cookie(request, database)
+            request.state.principal = web_principal
+            return web_principal
         raise Unauthorized()
     claims = verify_token(request.app.state.settings, credentials.credentials)
     async with database.tenant_session(claims.organization_id) as session:

@@ -36,29 +36,29 @@ PROGRESS_LABELS: dict[str, str] = {
 }
 
 
-class _ExportCreateBase(CamelModel):
+class ExportCreateBase(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     format: ExportFormat
     file_name: str | None = Field(default=None, max_length=255)
 
 
-class QuoteCycleTimeExportCreate(_ExportCreateBase):
+class QuoteCycleTimeExportCreate(ExportCreateBase):
     report_type: Literal["quote_cycle_time"]
     filters: QuoteCycleTimeFilters = Field(default_factory=QuoteCycleTimeFilters)
 
 
-class InvoiceSettlementTimeExportCreate(_ExportCreateBase):
+class InvoiceSettlementTimeExportCreate(ExportCreateBase):
     report_type: Literal["invoice_settlement_time"]
     filters: InvoiceSettlementTimeFilters = Field(default_factory=InvoiceSettlementTimeFilters)
 
 
-class PaymentsReceivedExportCreate(_ExportCreateBase):
+class PaymentsReceivedExportCreate(ExportCreateBase):
     report_type: Literal["payments_received"]
     filters: PaymentsReceivedFilters = Field(default_factory=PaymentsReceivedFilters)
 
 
-class TimeApprovalsExportCreate(_ExportCreateBase):
+class TimeApprovalsExportCreate(ExportCreateBase):
     report_type: Literal["time_approvals"]
     filters: TimeApprovalsFilters = Field(default_factory=TimeApprovalsFilters)
 
@@ -72,7 +72,7 @@ ExportCreate = Annotated[
     | TimeApprovalsExportCreate,
     Field(discriminator="report_type"),
 ]
-EXPORT_BODIES: tuple[type[_ExportCreateBase], ...] = (
+EXPORT_BODIES: tuple[type[ExportCreateBase], ...] = (
     QuoteCycleTimeExportCreate,
     InvoiceSettlementTimeExportCreate,
     PaymentsReceivedExportCreate,
