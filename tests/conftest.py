@@ -35,6 +35,8 @@ from pivotal_reporting.db import sqlalchemy_url, with_database
 from pivotal_reporting.embedded import start_embedded
 from tests.factories import Tenant, create_tenant
 
+pytest_plugins = ["tests.s3_server"]  # the s3_server fixture (a real S3-protocol server)
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 

@@ -199,7 +199,7 @@ def cleanup(
 
     settings = get_settings()
     url = _setup(settings)
-    report = asyncio.run(run_cleanup(url, settings.exports_path, dry_run=dry_run))
+    report = asyncio.run(run_cleanup(url, settings, dry_run=dry_run))
     for line in describe(report):
         typer.echo(line)
 

@@ -17,7 +17,7 @@ from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.exports import repository as repo
 from pivotal_reporting.exports.filenames import download_path
-from pivotal_reporting.exports.storage import ExportStorage, PartialFile, StoredFile
+from pivotal_reporting.exports.storage import ExportStorage, Partial, StoredFile
 from pivotal_reporting.exports.writers import (
     ExportCancelled,
     ProgressCallback,
@@ -65,7 +65,9 @@ async def execute_export(
         organization_id, job.user_id, org.timezone, org.base_currency, now=job.created_at
     )
     query = report.export_query(ctx, filters)
-    storage.discard_partials(f"{storage_key(job).rsplit('-', 1)[0]}-")
+    # Earlier attempts' partial files or uploads (a killed worker's); storage calls that
+    # may go over the network run in a thread, off the worker's event loop.
+    await asyncio.to_thread(storage.discard_partials, f"{storage_key(job).rsplit('-', 1)[0]}-")
     try:
         rows, partial = await _write_file(database, storage, job, query)
     except ExportCancelled:
@@ -97,7 +99,7 @@ def _progress_reporter(
 
 async def _write_file(
     database: Database, storage: ExportStorage, job: ExportJob, query: ExportQuery
-) -> tuple[int, PartialFile]:
+) -> tuple[int, Partial]:
     """Stream the rows into a partial file; the caller publishes it. Aborts on any error."""
     partial = storage.begin(storage_key(job))
     try:
@@ -137,7 +139,7 @@ async def _publish(
     storage: ExportStorage,
     settings: Settings,
     job: ExportJob,
-    partial: PartialFile,
+    partial: Partial,
     rows: int,
     retention_days: int,
 ) -> StoredFile | None:
@@ -160,7 +162,8 @@ async def _publish(
                 storage.abort(partial)
                 return None
             await _audit_completion(session, job, partial, rows)
-            stored = storage.commit(partial)  # the row commits only after the rename
+            # the row commits only after the rename (or the object upload completed)
+            stored = await asyncio.to_thread(storage.commit, partial)
         return stored
     except BaseException:
         if stored is None:
@@ -171,7 +174,7 @@ async def _publish(
 
 
 async def _audit_completion(
-    session: AsyncSession, job: ExportJob, partial: PartialFile, rows: int
+    session: AsyncSession, job: ExportJob, partial: Partial, rows: int
 ) -> None:
     await record_event(
         session,

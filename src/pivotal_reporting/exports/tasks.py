@@ -27,7 +27,7 @@ from pivotal_reporting.exports.failures import (
     safe_error_message,
 )
 from pivotal_reporting.exports.runner import execute_export
-from pivotal_reporting.exports.storage import LocalStorage
+from pivotal_reporting.exports.storage import ExportStorage
 from pivotal_reporting.queue import queue_app
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class ExportRuntime:
     """What export tasks need in a worker process."""
 
     database: Database
-    storage: LocalStorage
+    storage: ExportStorage
     settings: Settings
     stalled_after_seconds: float = 30.0
 

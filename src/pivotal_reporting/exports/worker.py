@@ -21,7 +21,7 @@ import procrastinate
 
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
-from pivotal_reporting.exports.storage import LocalStorage
+from pivotal_reporting.exports.storage_backends import open_storage
 from pivotal_reporting.exports.tasks import RUNTIME_KEY, ExportRuntime
 from pivotal_reporting.queue import queue_app
 
@@ -87,7 +87,7 @@ class SupervisedWorker:
         database = Database.connect(self.url, pool_size=options.concurrency + 2)
         runtime = ExportRuntime(
             database=database,
-            storage=LocalStorage(self.settings.exports_path),
+            storage=open_storage(self.settings),
             settings=self.settings,
             stalled_after_seconds=options.stalled_after_seconds,
         )

@@ -29,7 +29,7 @@ from psycopg import pq, sql
 from psycopg.pq.abc import PGconn
 
 from pivotal_reporting.db import _ENTER_TENANT, Database
-from pivotal_reporting.exports.storage import PartialFile
+from pivotal_reporting.exports.storage import Partial
 from pivotal_reporting.reports.base import ExportQuery
 
 TEXT_TYPE_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, bpchar, varchar
@@ -129,7 +129,7 @@ async def count_rows(conn: psycopg.AsyncConnection[object], query: ExportQuery) 
 async def write_csv(
     conn: psycopg.AsyncConnection[object],
     query: ExportQuery,
-    out: PartialFile,
+    out: Partial,
     progress: ProgressCallback,
 ) -> WriteResult:
     """CSV with a header row (UTF-8, RFC 4180 quoting by PostgreSQL)."""
@@ -142,7 +142,7 @@ async def write_csv(
 async def write_json(
     conn: psycopg.AsyncConnection[object],
     query: ExportQuery,
-    out: PartialFile,
+    out: Partial,
     progress: ProgressCallback,
 ) -> WriteResult:
     """A JSON array of objects keyed by column name; numbers stay exact decimals."""
@@ -167,7 +167,7 @@ async def _copy_to(
     conn: psycopg.AsyncConnection[object],
     copy_sql: str,
     query: ExportQuery,
-    out: PartialFile,
+    out: Partial,
     progress: ProgressCallback,
     transform: Callable[[bytes], bytes] | None,
 ) -> int:
@@ -203,7 +203,7 @@ async def _copy_to(
 
 def _drain_copy_out(
     pgconn: PGconn,
-    out: PartialFile,
+    out: Partial,
     report: Callable[[int], bool],
     transform: Callable[[bytes], bytes] | None,
 ) -> int:
@@ -232,9 +232,7 @@ def _drain_copy_out(
     return rows
 
 
-def _flush(
-    batch: list[bytes], out: PartialFile, transform: Callable[[bytes], bytes] | None
-) -> None:
+def _flush(batch: list[bytes], out: Partial, transform: Callable[[bytes], bytes] | None) -> None:
     if not batch:
         return
     data = b"".join(batch)

@@ -17,6 +17,8 @@ MAX_RETENTION_DAYS = 3650
 ROW_GRACE = timedelta(days=7)
 # An unreferenced file younger than this may be an export being published right now.
 ORPHAN_GRACE = timedelta(hours=1)
+# A partial file or multipart upload this old belongs to a worker that died long ago.
+STALE_PARTIAL_AGE = timedelta(days=1)
 
 
 def retention_days(raw: Any, organization_id: str) -> int:

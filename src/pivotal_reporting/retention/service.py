@@ -14,17 +14,23 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.audit.service import record_event
+from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
-from pivotal_reporting.exports.storage import ExportStorage, LocalStorage
+from pivotal_reporting.exports.storage import ExportStorage
+from pivotal_reporting.exports.storage_backends import open_storage
 from pivotal_reporting.observability.logs import log_event, log_job_transition
 from pivotal_reporting.retention import repository as repo
 from pivotal_reporting.retention.orphans import delete_orphans, find_orphans
-from pivotal_reporting.retention.policy import ORPHAN_GRACE, Cutoffs, retention_days
+from pivotal_reporting.retention.policy import (
+    ORPHAN_GRACE,
+    STALE_PARTIAL_AGE,
+    Cutoffs,
+    retention_days,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,7 @@ class RetentionReport:
     dry_run: bool
     organizations: list[OrganizationSweep]
     unattributed_orphans: list[str]
+    stale_partials: int = 0
 
     def totals(self) -> dict[str, int]:
         return {
@@ -95,6 +102,8 @@ async def run_retention(
     report.unattributed_orphans = [key for keys in orphans.values() for key in keys]
     if not dry_run:
         delete_orphans(storage, report.unattributed_orphans)
+        if organization_ids is None:  # partial writes (uploads) of long-dead workers
+            report.stale_partials = storage.discard_stale_partials(now - STALE_PARTIAL_AGE)
     log_event(
         log, "retention sweep finished", event="retention_sweep", dry_run=dry_run, **report.totals()
     )
@@ -202,11 +211,11 @@ async def _audit(
     )
 
 
-async def run_cleanup(url: str, exports_path: Path, *, dry_run: bool) -> RetentionReport:
+async def run_cleanup(url: str, settings: Settings, *, dry_run: bool) -> RetentionReport:
     """The ``cleanup`` command: one sweep with its own small connection pool."""
     database = Database.connect(url, pool_size=2)
     try:
-        return await run_retention(database, LocalStorage(exports_path), dry_run=dry_run)
+        return await run_retention(database, open_storage(settings), dry_run=dry_run)
     finally:
         await database.dispose()
 
