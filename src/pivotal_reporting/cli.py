@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from pivotal_reporting import schema
+from pivotal_reporting.backup import commands as backup_commands
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
 from pivotal_reporting.observability.logs import configure_logging
@@ -22,6 +23,8 @@ audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 rollups_app = typer.Typer(help="Report rollup tools.", no_args_is_help=True)
 app.add_typer(rollups_app, name="rollups")
+app.command("backup")(backup_commands.backup)
+app.command("restore")(backup_commands.restore)
 
 
 def _setup(settings: Settings) -> str:

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
         le=5 * 1024 * 1024 * 1024,
         description="Size of each multipart upload part (S3's minimum is 5 MiB).",
     )
+    pg_bin_dir: Path | None = Field(
+        default=None,
+        description="Where backup/restore look first for pg_dump and pg_restore.",
+    )
 
     @field_validator("database_url")
     @classmethod
