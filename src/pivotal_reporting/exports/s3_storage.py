@@ -3,8 +3,9 @@
 The same :class:`~pivotal_reporting.exports.storage.ExportStorage` contract as the local
 directory, with objects under ``s3://bucket/prefix/<key>``:
 
-* **Writing streams.** Bytes fill one in-memory part of ``part_bytes`` (8 MiB by default);
-  each full part is uploaded from the writer thread (boto3 is synchronous, and the COPY
+* **Writing streams.** Bytes fill one in-memory part of ``part_bytes`` (8 MiB by default,
+  so an export may reach S3's 10,000 parts at about 78 GiB); each full part is uploaded
+  from the writer thread (boto3 is synchronous, and the COPY
   drain already runs in a thread), so a worker holds at most one part per export. The
   SHA-256 is computed as bytes pass.
 * **All or nothing.** No object exists under the key until the upload completes:
@@ -86,21 +87,24 @@ class ObjectUpload:
     upload_id: str | None = None
     parts: list[CompletedPartTypeDef] = field(default_factory=list)
     completed: bool = False
-    _buffer: bytearray = field(default_factory=bytearray, repr=False)
+    _chunks: list[bytes] = field(default_factory=list, repr=False)
+    _buffered: int = 0
     _sha256: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
 
     def write(self, data: bytes) -> None:
         self._sha256.update(data)
         self.size += len(data)
-        self._buffer += data
-        part_bytes = self.storage.part_bytes
-        while len(self._buffer) >= part_bytes:
-            self.storage.upload_part(self, bytes(self._buffer[:part_bytes]))
-            del self._buffer[:part_bytes]
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= self.storage.part_bytes:
+            # Everything held becomes one part (part_bytes plus at most one write): S3
+            # needs parts of at least 5 MiB but not of equal size, and no byte is copied
+            # twice.
+            self.storage.upload_part(self, self.take_buffer())
 
     def take_buffer(self) -> bytes:
-        data = bytes(self._buffer)
-        self._buffer.clear()
+        data = b"".join(self._chunks)
+        self._chunks, self._buffered = [], 0
         return data
 
     @property
