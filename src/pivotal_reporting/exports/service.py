@@ -6,6 +6,7 @@ Services run inside the caller's tenant transaction and only ``flush()``; the ro
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -263,8 +264,8 @@ async def open_download(
         )
     if job.expires_at is not None and job.expires_at <= datetime.now(UTC):
         raise Gone(f"Export job {job_id} has expired.")
-    try:
-        size = storage.size(job.storage_key)
+    try:  # a HEAD request on S3: off the event loop
+        size = await asyncio.to_thread(storage.size, job.storage_key)
     except FileNotFoundError as exc:
         raise Gone(f"The file of export job {job_id} is no longer available.") from exc
     media_type = MEDIA_TYPES[job.format]

@@ -5,6 +5,7 @@ A file's age is its modification time (local) or the object's LastModified (S3).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from datetime import datetime
@@ -27,7 +28,9 @@ async def find_orphans(
     Younger files are left alone: the runner renames a file into place just before its
     row commits, so a brand-new file may not be referenced yet.
     """
-    candidates = [key for key, modified in storage.listing() if modified < older_than]
+    # Listing may page through a bucket over the network: off the event loop.
+    listing = await asyncio.to_thread(lambda: list(storage.listing()))
+    candidates = [key for key, modified in listing if modified < older_than]
     orphans: dict[str, list[str]] = defaultdict(list)
     for start in range(0, len(candidates), LOOKUP_CHUNK):
         chunk = candidates[start : start + LOOKUP_CHUNK]

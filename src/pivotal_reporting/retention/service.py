@@ -9,6 +9,7 @@ its file's deletion unnoticed or a file without a row.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Collection
@@ -101,9 +102,11 @@ async def run_retention(
         report.organizations.append(sweep)
     report.unattributed_orphans = [key for keys in orphans.values() for key in keys]
     if not dry_run:
-        delete_orphans(storage, report.unattributed_orphans)
+        await asyncio.to_thread(delete_orphans, storage, report.unattributed_orphans)
         if organization_ids is None:  # partial writes (uploads) of long-dead workers
-            report.stale_partials = storage.discard_stale_partials(now - STALE_PARTIAL_AGE)
+            report.stale_partials = await asyncio.to_thread(
+                storage.discard_stale_partials, now - STALE_PARTIAL_AGE
+            )
     log_event(
         log, "retention sweep finished", event="retention_sweep", dry_run=dry_run, **report.totals()
     )
@@ -151,7 +154,7 @@ async def _sweep_organization(
         async with database.tenant_session(sweep.organization_id) as session:
             expired, deleted = await _sweep_batch(session, storage, sweep, cutoffs, batch_size)
             batch_orphans, orphan_keys = orphan_keys, []
-            delete_orphans(storage, batch_orphans)
+            await asyncio.to_thread(delete_orphans, storage, batch_orphans)
             if expired or deleted or batch_orphans:
                 await _audit(session, sweep, cutoffs, expired, deleted, batch_orphans)
         sweep.expired_job_ids += expired
@@ -171,7 +174,8 @@ async def _sweep_batch(
     org = sweep.organization_id
     due = await repo.files_due(session, org, cutoffs, limit)
     for row in due:
-        storage.delete(row.storage_key)  # idempotent: a file already gone is fine
+        # idempotent: a file already gone is fine; an object store is a network call
+        await asyncio.to_thread(storage.delete, row.storage_key)
     changed = (
         await repo.mark_files_deleted(session, org, [row.id for row in due], cutoffs) if due else []
     )
