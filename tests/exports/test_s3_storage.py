@@ -1,15 +1,18 @@
 """Exports stored as S3 objects, against a real S3-protocol server (moto's, over HTTP).
 
-The API runs with ``PIVOTAL_EXPORT_STORAGE_URL=s3://<bucket>/exports`` on a database of
-its own (its in-process worker must not share a queue with the local-storage servers of
-the other tests). Every expected checksum is computed here from the bytes S3 returns.
+The API and a standalone worker process run with
+``PIVOTAL_EXPORT_STORAGE_URL=s3://<bucket>/exports`` on a database of their own (their
+queue must not be shared with the local-storage servers of the other tests). Every expected checksum is computed here from the bytes S3 returns.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from tests.factories import Tenant, create_export_job, create_tenant
 from tests.ops.retention_helpers import sweep
 from tests.s3_server import S3Server
 
+WORKER_CLI = str(Path(sys.executable).parent / "pivotal-reporting")
 PART_BYTES = 5 * 1024 * 1024  # S3's smallest part: a few hundred thousand rows span parts
 MANY_ROWS = 120_000  # about 11 MB of CSV: three parts
 
@@ -63,6 +67,25 @@ class S3Deployment:
         return [upload["Key"] for upload in listed.get("Uploads", [])]
 
 
+def _start_worker(url: str, bucket: str, data_dir: Path) -> subprocess.Popen[bytes]:
+    """A standalone worker process: the queue app is one per process, so the in-process
+    worker of the suite's other API server (another database) can't share this one."""
+    env = os.environ | {  # the AWS_* variables of the s3_server fixture come along
+        "PIVOTAL_DATABASE_URL": url,
+        "PIVOTAL_DATA_DIR": str(data_dir),
+        "PIVOTAL_EXPORT_STORAGE_URL": f"s3://{bucket}/exports",
+        "PIVOTAL_EXPORT_UPLOAD_PART_BYTES": str(PART_BYTES),
+        "PIVOTAL_LOG_LEVEL": "INFO",
+    }
+    log = open(data_dir / "worker.log", "ab")  # noqa: SIM115 - owned by the process
+    return subprocess.Popen(
+        [WORKER_CLI, "worker", "--name", "s3-tests", "--concurrency", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
 @pytest.fixture(scope="module")
 def s3(
     s3_server: S3Server, admin_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -73,26 +96,31 @@ def s3(
     url = with_database(admin_url, name)
     schema.upgrade(url)
     bucket = s3_server.new_bucket()
+    data_dir = tmp_path_factory.mktemp("s3-data")
     settings = Settings(
         env="dev",
         database_url=url,
-        data_dir=tmp_path_factory.mktemp("s3-data"),
+        data_dir=data_dir,
         jwt_secret=TEST_JWT_SECRET,
         rate_limit_per_minute=1_000_000,
         export_storage_url=f"s3://{bucket}/exports",
         export_download_mode="redirect",
         export_download_url_seconds=120,
         export_upload_part_bytes=PART_BYTES,
+        worker_in_process=False,
     )
-    stream_settings = settings.model_copy(
-        update={"export_download_mode": "stream", "worker_in_process": False}
-    )
+    stream_settings = settings.model_copy(update={"export_download_mode": "stream"})
     storage = S3Storage(S3Location(bucket, "exports/"), part_bytes=PART_BYTES)
-    with (
-        ServerThread(create_app(settings)) as api,
-        ServerThread(create_app(stream_settings)) as stream_api,
-    ):
-        yield S3Deployment(s3_server, bucket, settings, url, api, stream_api, storage)
+    worker = _start_worker(url, bucket, data_dir)
+    try:
+        with (
+            ServerThread(create_app(settings)) as api,
+            ServerThread(create_app(stream_settings)) as stream_api,
+        ):
+            yield S3Deployment(s3_server, bucket, settings, url, api, stream_api, storage)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
