@@ -205,3 +205,36 @@ def test_backup_to_s3_round_trips(source_url: str, empty_url: str, s3_server: S3
     restored = _cli(empty_url, "restore", "--from", location)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert fingerprint(empty_url) == fingerprint(source_url)
+
+
+def test_a_failed_pg_dump_leaves_nothing_behind(
+    source_url: str, admin_url: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
+    assert row is not None
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "pg_dump"  # the server's version, but it dies half-way through
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) {row[0]}.0"; exit 0; fi\n'
+        "printf 'PGDMP half a dump'\n"
+        "echo 'pg_dump: error: connection lost' >&2\n"
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    target = tmp_path / "backup"
+    done = subprocess.run(
+        [CLI, "backup", "--to", str(target)],
+        env=os.environ | {"PIVOTAL_DATABASE_URL": source_url, "PIVOTAL_PG_BIN_DIR": str(tools)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "pg_dump failed" in done.stderr
+    assert "connection lost" in done.stderr
+    assert list(target.iterdir()) == []  # neither the half dump nor a manifest
+    assert _cli(source_url, "backup", "--to", str(target)).returncode == 0  # reusable
+    assert sorted(p.name for p in target.iterdir()) == ["database.dump", "manifest.json"]

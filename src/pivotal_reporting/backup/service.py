@@ -63,7 +63,11 @@ def take_backup(url: str, location: str, *, pg_bin_dir: Path | None = None) -> M
         revision = catalog.alembic_revision(conn)
         rows = catalog.table_rows(conn)
         tool = matching_tool("pg_dump", facts.major, pg_bin_dir)
-        written = _run_pg_dump(tool.path, url, str(snapshot[0]), store)
+        try:
+            written = _run_pg_dump(tool.path, url, str(snapshot[0]), store)
+        except BaseException:
+            store.discard(DUMP_NAME)  # no half dump left to mistake for a backup
+            raise
     manifest = Manifest(
         created_at=datetime.now(UTC),
         database=facts.database,

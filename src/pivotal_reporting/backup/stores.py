@@ -56,6 +56,7 @@ class BackupStore(Protocol):
     def write_stream(self, name: str, source: IO[bytes]) -> WrittenFile: ...
     def write_text(self, name: str, text: str) -> None: ...
     def read_text(self, name: str) -> str: ...
+    def discard(self, name: str) -> None: ...
     @contextlib.contextmanager
     def local_copy(self, name: str) -> Iterator[Path]: ...
 
@@ -98,6 +99,9 @@ class DirectoryStore:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
+
+    def discard(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
 
     def read_text(self, name: str) -> str:
         try:
@@ -144,6 +148,9 @@ class S3Store:
             Body=text.encode(),
             ContentType="application/json",
         )
+
+    def discard(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
 
     def read_text(self, name: str) -> str:
         try:
