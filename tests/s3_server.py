@@ -19,12 +19,6 @@ from urllib.parse import parse_qs
 
 import boto3
 import pytest
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import make_server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -84,6 +78,8 @@ class S3Server:
 
 
 def _app(faults: Faults) -> Callable[[Environ, Callable[..., Any]], Iterable[bytes]]:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
     moto_app = DomainDispatcherApplication(create_backend_app)
 
     def app(environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -104,6 +100,10 @@ def _app(faults: Faults) -> Callable[[Environ, Callable[..., Any]], Iterable[byt
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 on 127.0.0.1:<free port>, with the AWS environment pointing at it."""
+    # Imported here: a test run that needs no S3 doesn't pay for loading moto.
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
     faults = Faults()
     server = make_server(
         "127.0.0.1", 0, _app(faults), threaded=True, request_handler=MotoRequestHandler
