@@ -17,7 +17,13 @@ from pivotal_reporting.config import Settings
 MAX_NAME_CHARS = 150
 _UNSAFE_CHARS = re.compile(r'[\\/:*?"<>|;,\x00-\x1f\x7f]')
 _NOT_ASCII_SAFE = re.compile(r"[^A-Za-z0-9._\- ()]")
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 def download_path(settings: Settings, job_id: str) -> str:
@@ -39,7 +45,7 @@ def safe_file_name(
     name = re.split(r"[\\/]", name)[-1]  # a path keeps only its last part
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
     name = _UNSAFE_CHARS.sub("_", name).strip(" .")
-    stem = re.sub(r"\.(csv|json|txt|xlsx)$", "", name, flags=re.IGNORECASE).strip(" .")
+    stem = re.sub(r"\.(csv|json|txt|xlsx|pdf|parquet)$", "", name, flags=re.IGNORECASE).strip(" .")
     stem = stem[: MAX_NAME_CHARS - len(export_format) - 1]
     if not stem.strip("_ "):
         return default_file_name(report_type, export_format, now)

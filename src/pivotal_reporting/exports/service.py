@@ -23,6 +23,7 @@ from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.principal import Principal
 from pivotal_reporting.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from pivotal_reporting.exports import repository as repo
+from pivotal_reporting.exports.columns import validate_columns
 from pivotal_reporting.exports.filenames import MEDIA_TYPES, safe_file_name
 from pivotal_reporting.exports.schemas import ExportCreate
 from pivotal_reporting.exports.storage import ExportStorage
@@ -62,12 +63,14 @@ def _validated_filters(principal: Principal, body: ExportCreate) -> ReportFilter
 
 
 def _request_hash(body: ExportCreate, filters: dict[str, Any]) -> str:
-    canonical = {
+    canonical: dict[str, Any] = {
         "reportType": body.report_type,
         "format": body.format,
         "filters": filters,
         "fileName": body.file_name,
     }
+    if body.columns is not None:  # absent from older hashes: replays still match
+        canonical["columns"] = body.columns
     return hashlib.sha256(
         json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
@@ -88,6 +91,7 @@ async def request_export(
     ``max_running``, a new job beyond that many queued or running ones is a 429.
     """
     filters = _validated_filters(principal, body)
+    validate_columns(body.report_type, body.columns)
     await get_report(body.report_type).check_references(session, filters)
     stored_filters = filters.model_dump(mode="json", by_alias=True, exclude_none=True)
     request_hash = _request_hash(body, stored_filters)
@@ -108,7 +112,12 @@ async def request_export(
         action="export_job_created",
         resource="export_jobs",
         resource_id=job.id,
-        details={"reportType": job.report_type, "format": job.format, "filters": stored_filters},
+        details={
+            "reportType": job.report_type,
+            "format": job.format,
+            "filters": stored_filters,
+            **({"columns": job.columns} if job.columns is not None else {}),
+        },
     )
     job.queue_job_id = await _defer(session, job)
     await session.flush()
@@ -130,6 +139,7 @@ def _new_job(
         format=body.format,
         status="pending",
         filters=filters,
+        columns=body.columns,
         file_name=safe_file_name(body.file_name, body.report_type, body.format, datetime.now(UTC)),
         idempotency_key=idempotency_key,
         request_hash=request_hash,

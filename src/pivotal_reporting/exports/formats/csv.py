@@ -1,0 +1,23 @@
+"""CSV: PostgreSQL's own ``COPY ... (FORMAT csv)``, text cells guarded (writers.py)."""
+
+from __future__ import annotations
+
+import psycopg
+
+from pivotal_reporting.exports.formats.base import ExportDocument, ExportFormatSpec
+from pivotal_reporting.exports.storage import PartialFile
+from pivotal_reporting.exports.writers import ProgressCallback, WriteResult, write_csv
+from pivotal_reporting.reports.base import ExportQuery
+
+
+async def write(
+    document: ExportDocument,
+    conn: psycopg.AsyncConnection[object],
+    query: ExportQuery,
+    out: PartialFile,
+    progress: ProgressCallback,
+) -> WriteResult:
+    return await write_csv(conn, query, out, progress)
+
+
+CSV = ExportFormatSpec("csv", "text/csv; charset=utf-8", write)

@@ -1,0 +1,23 @@
+"""JSON: an array of row objects built by PostgreSQL (``row_to_json``), see writers.py."""
+
+from __future__ import annotations
+
+import psycopg
+
+from pivotal_reporting.exports.formats.base import ExportDocument, ExportFormatSpec
+from pivotal_reporting.exports.storage import PartialFile
+from pivotal_reporting.exports.writers import ProgressCallback, WriteResult, write_json
+from pivotal_reporting.reports.base import ExportQuery
+
+
+async def write(
+    document: ExportDocument,
+    conn: psycopg.AsyncConnection[object],
+    query: ExportQuery,
+    out: PartialFile,
+    progress: ProgressCallback,
+) -> WriteResult:
+    return await write_json(conn, query, out, progress)
+
+
+JSON = ExportFormatSpec("json", "application/json", write)
