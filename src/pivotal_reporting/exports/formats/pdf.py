@@ -30,6 +30,7 @@ from pivotal_reporting.exports.writers import ProgressCallback, WriteResult
 from pivotal_reporting.reports.base import ExportQuery
 
 TEMPLATE = Path(__file__).with_name("report.typ")
+MONEY_FIGURES = frozenset({"totalAmount", "averageAmount", "overdueAmount"})
 TOP_ROWS = 15  # rows of a breakdown table; the rest are summed into one line
 _TITLES = {
     "quote_cycle_time": "Quote cycle time",
@@ -119,7 +120,10 @@ def document_data(document: ExportDocument, summary: dict[str, Any], rows: int) 
         elif isinstance(value, dict):
             tables.append(_breakdown(key, value, text))
         else:
-            figures.append({"label": label(key), "value": shown(value), "definition": text})
+            value_text = shown(value)
+            if key in MONEY_FIGURES and value is not None and summary.get("currency"):
+                value_text = f"{value_text} {summary['currency']}"
+            figures.append({"label": label(key), "value": value_text, "definition": text})
     return {
         "title": title,
         "subtitle": f"{document.report.report_type} · {document.organization_name}",
@@ -154,7 +158,7 @@ def _breakdown(key: str, value: dict[str, Any], text: str) -> dict[str, Any]:
     if rest:
         rows.append([f"{len(rest):,} others", shown(sum(v for _, v in rest))])
     note = f"{text} Top {TOP_ROWS} of {len(entries):,}." if rest else text
-    return {"title": label(key), "note": note, "columns": ["", "Value"], "rows": rows}
+    return {"title": label(key), "note": note, "columns": ["Name", "Value"], "rows": rows}
 
 
 def render(data: dict[str, Any]) -> bytes:

@@ -31,7 +31,7 @@ REPORT_TYPES = (
 
 
 def upgrade() -> None:
-    op.drop_constraint("ck_export_jobs_format", "export_jobs", type_="check")
+    op.drop_constraint(op.f("ck_export_jobs_format"), "export_jobs", type_="check")
     op.create_check_constraint(op.f("ck_export_jobs_format"), "export_jobs", FORMATS)
     op.add_column("export_jobs", sa.Column("columns", postgresql.JSONB(), nullable=True))
     op.create_table(
@@ -100,7 +100,7 @@ def downgrade() -> None:
     op.drop_table("export_templates")
     op.execute("DELETE FROM export_jobs WHERE format NOT IN ('csv', 'json')")
     op.drop_column("export_jobs", "columns")
-    op.drop_constraint("ck_export_jobs_format", "export_jobs", type_="check")
+    op.drop_constraint(op.f("ck_export_jobs_format"), "export_jobs", type_="check")
     op.create_check_constraint(
         op.f("ck_export_jobs_format"), "export_jobs", "format IN ('csv', 'json')"
     )
