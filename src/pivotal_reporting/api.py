@@ -10,6 +10,7 @@ from pivotal_reporting.auth import endpoints as identity
 from pivotal_reporting.exports import endpoints as exports
 from pivotal_reporting.observability import exposition
 from pivotal_reporting.reports import endpoints as reports
+from pivotal_reporting.templates import endpoints as templates
 
 
 def mount_routers(app: FastAPI) -> None:
@@ -18,4 +19,5 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(identity.router)
     app.include_router(audit.router)
     app.include_router(exports.router)
+    app.include_router(templates.router)
     app.include_router(reports.router)
