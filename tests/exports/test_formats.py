@@ -6,6 +6,7 @@ from the export code.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
@@ -348,3 +349,119 @@ def test_bad_columns_or_format_are_422_naming_them(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert needle in response.text
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "pdf", "parquet"])
+def test_checksum_audit_and_metrics_for_each_format(
+    client: httpx.Client, db: Session, tenant: Tenant, fmt: str
+) -> None:
+    from prometheus_client import REGISTRY
+
+    _seed_payments(db, tenant)
+    job, content = _completed(client, tenant, fmt=fmt, filters=Q1_2024)
+    assert hashlib.sha256(content).hexdigest() == job["checksumSha256"]
+    assert len(content) == job["fileSizeBytes"]
+    assert job["fileName"].endswith(f".{fmt}")
+    assert job["expiresAt"] is not None
+    labels = {"report_type": "payments_received", "format": fmt, "organization_id": tenant.org.id}
+    assert REGISTRY.get_sample_value("pivotal_export_completed_total", labels) == 1
+    actions = db.execute(
+        text("SELECT action FROM audit_logs WHERE resource_id = :id ORDER BY created_at"),
+        {"id": job["id"]},
+    ).scalars()
+    assert "export_job_completed" in list(actions)
+
+
+def test_xlsx_rows_continue_on_further_sheets() -> None:
+    """More rows than a sheet holds go on "Rows (2)", "Rows (3)" (a small limit here)."""
+
+    from pivotal_reporting.exports.columns import column_kinds
+    from pivotal_reporting.exports.formats.base import ExportDocument
+    from pivotal_reporting.exports.formats.typed_rows import arrow_schema
+    from pivotal_reporting.exports.formats.xlsx import build_workbook
+    from pivotal_reporting.reports.base import ReportContext
+    from pivotal_reporting.reports.registry import get_report
+
+    report = get_report("payments_received")
+    kinds = column_kinds("payments_received")
+    columns = ("payment_id", "amount", "currency", "paid_at")
+    schema = arrow_schema(columns, kinds)
+    ids = [f"pay_{i}" for i in range(7)]
+    batch = pa.record_batch(
+        [
+            pa.array(ids),
+            pa.array([Decimal(f"{i}.25") for i in range(7)], pa.decimal128(15, 2)),
+            pa.array(["EUR"] * 7),
+            pa.array([datetime(2024, 1, 1, i, tzinfo=UTC) for i in range(7)], schema.field(3).type),
+        ],
+        schema=schema,
+    )
+    now = datetime(2024, 5, 1, tzinfo=UTC)
+    document = ExportDocument(
+        "job_x", report, report.filters_model(), ReportContext("org", "usr", "UTC", "USD", now),
+        "Org", "someone", now, None, "00000003-0000001B-1", kinds, None,
+    )  # type: ignore[arg-type]  # fmt: skip
+    path = REPO / ".data" / "test-rollover.xlsx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rows = build_workbook(str(path), document, columns, iter([batch]), dict, max_rows=3)
+        workbook = openpyxl.load_workbook(path)
+    finally:
+        path.unlink(missing_ok=True)
+    assert rows == 7
+    assert workbook.sheetnames == ["Summary", "Rows", "Rows (2)", "Rows (3)"]
+    seen = []
+    for name in workbook.sheetnames[1:]:
+        sheet = workbook[name]
+        assert [c.value for c in sheet[1]] == ["payment_id", "amount", "currency", "paid_at (UTC)"]
+        assert sheet.freeze_panes == "A2"
+        seen += [r[0].value for r in sheet.iter_rows(min_row=2)]
+        assert sheet.max_row <= 4
+    assert seen == ids
+    assert workbook["Rows (3)"]["B2"].value == 6.25
+    assert '"EUR"' in workbook["Rows (3)"]["B2"].number_format
+
+
+@pytest.fixture(scope="module")
+def many_payments(owner_engine: Any, settings: Any) -> Tenant:
+    """An organization with enough payments that a typed export runs for a while."""
+    from tests.exports.conftest import bulk_payments
+    from tests.factories import create_tenant
+
+    with Session(owner_engine, expire_on_commit=False) as session:
+        tenant = create_tenant(session, settings)
+        bulk_payments(session, tenant.org.id, 600_000)
+    return tenant
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["xlsx", "parquet"])
+def test_cancel_stops_a_running_typed_export(
+    client: httpx.Client, many_payments: Tenant, settings: Any, fmt: str
+) -> None:
+    import time
+
+    tenant = many_payments
+    job_id = create_job(client, tenant, fmt=fmt)
+    deadline = time.monotonic() + 60
+    while True:
+        job = wait_for_job(client, tenant, job_id, statuses=("processing", "completed"))["job"]
+        if job["status"] != "processing" or job["processedRows"]:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job["status"] == "processing", "the export finished before it could be cancelled"
+    response = client.delete(
+        f"/v1/reports/export/{job_id}", headers=tenant.headers(tenant.exporter)
+    )
+    assert response.json()["job"]["status"] == "cancelled"
+    cancelled_at = time.monotonic()
+    while list((settings.exports_path / ".partial").glob(f"*{job_id}*")):
+        assert time.monotonic() - cancelled_at < 5, "the worker did not stop within 5 s"
+        time.sleep(0.05)
+    final = wait_for_job(client, tenant, job_id)["job"]
+    assert final["status"] == "cancelled"
+    assert not list(settings.exports_path.rglob(f"{job_id}*"))

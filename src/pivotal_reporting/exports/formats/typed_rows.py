@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ from psycopg import sql
 from pyarrow import csv as pa_csv
 
 from pivotal_reporting.exports.columns import ColumnKind
-from pivotal_reporting.exports.writers import ProgressCallback, _copy_to
+from pivotal_reporting.exports.writers import ExportCancelled, ProgressCallback, _copy_to
 from pivotal_reporting.reports.base import ExportQuery
 from pivotal_reporting.reports.sql import iso_utc
 
@@ -115,23 +116,32 @@ async def stream_typed(
     schema = arrow_schema(query.columns, kinds)
     read_fd, write_fd = os.pipe()
     sink = _PipeSink(write_fd)
+    stop = threading.Event()
+
+    def batches(source: Any) -> Iterator[pa.RecordBatch]:
+        for batch in _batches(source, schema):
+            if stop.is_set():
+                break
+            yield batch
+        if stop.is_set():  # the rows ended early: never finish the document
+            raise ExportCancelled
 
     def run_consumer() -> T:
         # Closing the read end (also on error) stops a still-writing COPY (EPIPE).
         with os.fdopen(read_fd, "rb") as source:
-            return consume(_batches(source, schema))
+            return consume(batches(source))
 
     consumer = asyncio.ensure_future(asyncio.to_thread(run_consumer))
     try:
-        try:
-            rows = await _copy_to(conn, typed_copy_sql(query, kinds), query, sink, progress, None)
-        finally:
-            sink.close()  # end of file for the parser
+        rows = await _copy_to(conn, typed_copy_sql(query, kinds), query, sink, progress, None)
     except BaseException as producer_error:
+        stop.set()
+        sink.close()
         try:
             await consumer
         except Exception as consumer_error:
             if isinstance(producer_error, OSError):  # the pipe broke because the reader failed
                 raise consumer_error from producer_error
         raise
+    sink.close()  # end of file for the parser
     return rows, await consumer

@@ -19,6 +19,7 @@ batches (typed_rows.py) and each column is converted once per batch, vectorised.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -268,28 +269,28 @@ def build_workbook(
             "tmpdir": os.path.dirname(path),
         },
     )
-    try:
-        workbook.set_properties(
-            {
-                "title": f"{document.report.report_type} export",
-                "company": document.organization_name,
-                "author": document.generated_by,
-                "comments": f"database snapshot {document.snapshot_id}",
-            }
-        )
-        bold = workbook.add_format({"bold": True})
-        header = workbook.add_format(
-            {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "border": 1}
-        )
-        summary_sheet = workbook.add_worksheet("Summary")
-        kinds = [document.kinds[name] for name in columns]
-        rows = _RowsWriter(workbook, columns, kinds, document.context.timezone, header, max_rows)
-        for batch in batches:
-            rows.write_batch(batch)
-        rows.finish()
-        _summary_sheet(workbook, summary_sheet, document, summary_of(), rows.total, bold)
-    finally:
-        workbook.close()
+    workbook.set_properties(
+        {
+            "title": f"{document.report.report_type} export",
+            "company": document.organization_name,
+            "author": document.generated_by,
+            "comments": f"database snapshot {document.snapshot_id}",
+        }
+    )
+    bold = workbook.add_format({"bold": True})
+    header = workbook.add_format(
+        {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "border": 1}
+    )
+    summary_sheet = workbook.add_worksheet("Summary")
+    kinds = [document.kinds[name] for name in columns]
+    rows = _RowsWriter(workbook, columns, kinds, document.context.timezone, header, max_rows)
+    # On an error or a cancel the workbook is abandoned, never assembled: the caller
+    # removes its directory with XlsxWriter's temporary files.
+    for batch in batches:
+        rows.write_batch(batch)
+    rows.finish()
+    _summary_sheet(workbook, summary_sheet, document, summary_of(), rows.total, bold)
+    workbook.close()
     return rows.total
 
 
@@ -302,11 +303,10 @@ async def write(
 ) -> WriteResult:
     # The figures first, in the same snapshot as the rows (a second connection).
     summary = await summary_in_snapshot(document)
-    # XlsxWriter assembles the zip at close from its temporary files; build it beside
-    # the partial file, then copy it through ``out`` (which hashes what it writes).
-    directory = os.path.dirname(out.path)
-    handle, path = tempfile.mkstemp(suffix=".xlsx", dir=directory)
-    os.close(handle)
+    # XlsxWriter assembles the zip at close from its temporary files; build it in a
+    # directory of its own, then copy it through ``out`` (which hashes what it writes).
+    workdir = tempfile.mkdtemp(prefix="pivotal-xlsx-")
+    path = os.path.join(workdir, "export.xlsx")
     try:
 
         def build(batches: Iterator[pa.RecordBatch]) -> int:  # in a thread
@@ -318,7 +318,7 @@ async def write(
 
         rows, _ = await stream_typed(conn, query, document.kinds, progress, build)
     finally:
-        os.unlink(path)
+        shutil.rmtree(workdir, ignore_errors=True)
     return WriteResult(rows=rows)
 
 
