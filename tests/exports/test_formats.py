@@ -465,3 +465,59 @@ def test_cancel_stops_a_running_typed_export(
     final = wait_for_job(client, tenant, job_id)["job"]
     assert final["status"] == "cancelled"
     assert not list(settings.exports_path.rglob(f"{job_id}*"))
+
+
+def test_documented_columns_are_each_reports_export_columns() -> None:
+    from pivotal_reporting.exports.columns import column_kinds
+    from pivotal_reporting.reports.base import ReportContext
+    from pivotal_reporting.reports.registry import all_reports
+
+    ctx = ReportContext("org", "usr", "UTC", "USD", datetime(2024, 1, 1, tzinfo=UTC))
+    for report in all_reports():
+        query = report.export_query(ctx, report.filters_model())
+        assert tuple(column_kinds(report.report_type)) == query.columns, report.report_type
+
+
+def test_parquet_dates_booleans_hours_and_days(
+    client: httpx.Client, db: Session, tenant: Tenant
+) -> None:
+    from tests.factories import create_time_entry
+
+    create_time_entry(db, org=tenant.org, user=tenant.viewer, hours=Decimal("7.25"))
+    create_time_entry(
+        db,
+        org=tenant.org,
+        user=tenant.viewer,
+        status="draft",
+        billable=False,
+        hours=Decimal("0.50"),
+        work_date=datetime(2024, 2, 29).date(),
+    )
+    stored = [
+        dict(row)
+        for row in db.execute(
+            text(
+                "SELECT id, work_date, hours, billable, submitted_at, approved_at, "
+                "round(date_part('epoch', approved_at - submitted_at)::numeric / 86400, 4) AS days "
+                "FROM time_entries WHERE organization_id = :org ORDER BY work_date, id"
+            ),
+            {"org": tenant.org.id},
+        ).mappings()
+    ]
+    _, content = _completed(client, tenant, report_type="time_approvals", fmt="parquet")
+    table = pq.read_table(io.BytesIO(content))
+    types = dict(zip(table.schema.names, table.schema.types, strict=True))
+    assert types["work_date"] == pa.date32()
+    assert types["billable"] == pa.bool_()
+    assert types["hours"] == pa.decimal128(18, 2)
+    assert types["approval_time_days"] == pa.decimal128(18, 4)
+    got = table.to_pylist()
+    assert [r["time_entry_id"] for r in got] == [r["id"] for r in stored]
+    for row, db_row in zip(got, stored, strict=True):
+        assert row["work_date"] == db_row["work_date"]
+        assert row["hours"] == db_row["hours"]
+        assert row["billable"] is db_row["billable"]
+        assert row["submitted_at"] == db_row["submitted_at"]
+        assert row["approved_at"] == db_row["approved_at"]
+        assert row["approval_time_days"] == db_row["days"]
+    assert got[1]["approved_by"] is None
