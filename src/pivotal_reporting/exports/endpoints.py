@@ -12,7 +12,7 @@ from pivotal_reporting.auth.principal import EXPORT_REPORTS, VIEW_REPORTS, Princ
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.exports import service
-from pivotal_reporting.exports.filenames import content_disposition
+from pivotal_reporting.exports.filenames import MEDIA_TYPES, content_disposition
 from pivotal_reporting.exports.schemas import (
     ExportCreate,
     ExportCreated,
@@ -130,7 +130,7 @@ async def cancel_export_post(
     "/{job_id}/download",
     response_class=Response,
     summary="Download a completed export",
-    responses={200: {"content": {"text/csv": {}, "application/json": {}}}, 409: {}, 410: {}},
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}, 409: {}, 410: {}},
 )
 async def download_export(
     job_id: str, principal: Exporter, database: DatabaseDep, storage: StorageDep

@@ -1,47 +1,50 @@
-"""XLSX: a Summary sheet and typed Rows sheets, written by XlsxWriter in constant memory.
+"""XLSX: a Summary sheet and typed Rows sheets, streamed in constant memory.
 
-- **Summary**: the report, organization, time zone, filters, who generated it and when,
-  the database snapshot, the row count, then every figure of the summary endpoint for
-  the same filters (same snapshot as the rows) with its one-line definition.
+- **Summary** (first tab): the report, organization, time zone, filters, who generated
+  it and when, the database snapshot, the row count, then every figure of the summary
+  endpoint for the same filters (computed in the rows' snapshot) with its one-line
+  definition.
 - **Rows**, **Rows (2)**, …: one row per export row, at most 1,048,575 per sheet (the
   header takes the first of Excel's 1,048,576). Cells are typed: instants are Excel
   date-times in the organization's time zone (named in the header), dates are dates,
-  money a number in its currency's format, days and hours numbers, booleans booleans;
-  text is always a text cell (``strings_to_formulas``/``strings_to_urls`` are off, and
-  strings are written with ``write_string``). Bold frozen header, autofilter, widths
-  by kind.
+  money is the exact stored decimal in its currency's number format, days and hours are
+  numbers, booleans booleans; text is always an inline string, so it is never read as
+  a formula, a number or a link. Styled, frozen header; autofilter; widths by kind.
 
-XlsxWriter's ``constant_memory`` mode flushes each row to a temporary file as soon as
-the next begins, so memory does not grow with the rows; the rows arrive as Arrow
-batches (typed_rows.py) and each column is converted once per batch, vectorised.
+The rows arrive as Arrow batches (typed_rows.py) and are written column-wise by the
+small streaming writer in xlsx_stream.py (XlsxWriter's per-cell calls were ~15x too
+slow at 100,000 rows; see docs/export-formats.md).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import xlsxwriter
-from xlsxwriter.format import Format
-from xlsxwriter.worksheet import Worksheet
 
 from pivotal_reporting.exports.columns import ColumnKind
 from pivotal_reporting.exports.formats.base import ExportDocument, ExportFormatSpec
-from pivotal_reporting.exports.formats.figures import flatten, is_number, summary_in_snapshot
+from pivotal_reporting.exports.formats.figures import flatten, summary_in_snapshot
 from pivotal_reporting.exports.formats.typed_rows import stream_typed
+from pivotal_reporting.exports.formats.xlsx_stream import (
+    MAX_SHEET_ROWS,
+    Sheet,
+    StreamingWorkbook,
+    Styles,
+    column_letter,
+    number_cell,
+    string_cell,
+)
 from pivotal_reporting.exports.storage import PartialFile
 from pivotal_reporting.exports.writers import ProgressCallback, WriteResult
 from pivotal_reporting.reports.base import ExportQuery
 
-MAX_DATA_ROWS = 1_048_575  # Excel's 1,048,576 rows less the header
+MAX_DATA_ROWS = MAX_SHEET_ROWS - 1  # less the header row
 _EXCEL_EPOCH_DAYS = 25569  # 1970-01-01 as an Excel serial day (1900 date system)
 _MICROS_PER_DAY = 86_400_000_000
 _WIDTHS: dict[ColumnKind, float] = {
@@ -61,237 +64,282 @@ _NUMBER_FORMATS: dict[ColumnKind, str] = {
 }
 # ISO 4217 minor units that differ from two decimals (amounts are stored with two).
 _ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD", "UGX"})
-COPY_CHUNK = 1 << 20
+_INVALID_XML_RE2 = "[\\x{0}-\\x{8}\\x{b}\\x{c}\\x{e}-\\x{1f}\\x{fffe}\\x{ffff}]"
 
 
 def currency_format(code: str) -> str:
     """An Excel number format showing the currency code, e.g. ``#,##0.00 "USD"``."""
-    code = code.strip()
+    code = "".join(ch for ch in code.strip() if ch.isalnum())
+    if not code:
+        return "#,##0.00"
     digits = "#,##0" if code in _ZERO_DECIMAL_CURRENCIES else "#,##0.00"
-    safe = "".join(ch for ch in code if ch.isalnum())
-    return f'{digits} "{safe}";-{digits} "{safe}"'
+    return f'{digits} "{code}";-{digits} "{code}"'
 
 
 def header_label(name: str, kind: ColumnKind, timezone: str) -> str:
     return f"{name} ({timezone})" if kind == "instant" else name
 
 
+def _escaped_text(column: pa.Array) -> list[str | None]:
+    """Text for XML element content, escaped by Arrow (vectorised)."""
+    text = column.cast(pa.string())
+    text = pc.replace_substring_regex(text, _INVALID_XML_RE2, "")
+    text = pc.replace_substring(text, "&", "&amp;")
+    text = pc.replace_substring(text, "<", "&lt;")
+    text = pc.replace_substring(text, ">", "&gt;")
+    return text.to_pylist()  # type: ignore[no-any-return]
+
+
 class _RowsWriter:
-    """Writes Arrow batches into Rows sheets; starts a new sheet every MAX_DATA_ROWS."""
+    """Writes Arrow batches into Rows sheets; starts a new sheet every ``max_rows``."""
 
     def __init__(
         self,
-        workbook: xlsxwriter.Workbook,
+        workbook: StreamingWorkbook,
         columns: Sequence[str],
         kinds: Sequence[ColumnKind],
         timezone: str,
-        header: Format,
         max_rows: int,
     ) -> None:
         self.workbook = workbook
         self.columns = list(columns)
         self.kinds = list(kinds)
+        self.letters = [column_letter(i) for i in range(len(columns))]
         self.timezone = timezone
-        self.header = header
         self.max_rows = max_rows
-        self.formats: dict[ColumnKind, Format] = {
-            kind: workbook.add_format({"num_format": fmt}) for kind, fmt in _NUMBER_FORMATS.items()
-        }
-        self.money_formats: dict[str, Format] = {}
+        styles = workbook.styles
+        self.styles = {kind: styles.number(fmt) for kind, fmt in _NUMBER_FORMATS.items()}
+        self.money_styles: dict[str | None, int] = {}
         self.currency_index = self.columns.index("currency") if "currency" in columns else None
-        self.sheets: list[Worksheet] = []
-        self.sheet: Worksheet | None = None
-        self.row = 0
+        self.sheet: Sheet | None = None
+        self.sheet_numbers: list[int] = []
         self.total = 0
 
-    def _money_format(self, code: str | None) -> Format:
-        key = (code or "").strip()
-        found = self.money_formats.get(key)
+    def _money_style(self, code: str | None) -> int:
+        found = self.money_styles.get(code)
         if found is None:
-            fmt = currency_format(key) if key else "#,##0.00"
-            found = self.money_formats[key] = self.workbook.add_format({"num_format": fmt})
+            found = self.money_styles[code] = self.workbook.styles.number(
+                currency_format(code or "")
+            )
         return found
 
-    def _new_sheet(self) -> Worksheet:
+    def _new_sheet(self) -> Sheet:
         self._close_sheet()
-        number = len(self.sheets) + 1
-        sheet = self.workbook.add_worksheet("Rows" if number == 1 else f"Rows ({number})")
-        for col, (name, kind) in enumerate(zip(self.columns, self.kinds, strict=True)):
-            label = header_label(name, kind, self.timezone)
-            sheet.set_column(col, col, max(_WIDTHS[kind], min(len(label) + 2, 40)))
-        sheet.freeze_panes(1, 0)
-        for col, (name, kind) in enumerate(zip(self.columns, self.kinds, strict=True)):
-            sheet.write_string(0, col, header_label(name, kind, self.timezone), self.header)
-        self.sheets.append(sheet)
+        number = len(self.sheet_numbers) + 1
+        labels = [
+            header_label(n, k, self.timezone) for n, k in zip(self.columns, self.kinds, strict=True)
+        ]
+        widths = [
+            max(_WIDTHS[k], min(len(label) + 2, 40))
+            for k, label in zip(self.kinds, labels, strict=True)
+        ]
+        sheet = self.workbook.add_sheet("Rows" if number == 1 else f"Rows ({number})", widths)
+        self.sheet_numbers.append(len(self.workbook.sheets))
+        header = "".join(
+            string_cell(f"{letter}1", label, Styles.HEADER)
+            for letter, label in zip(self.letters, labels, strict=True)
+        )
+        sheet.write(f'<row r="1">{header}</row>')
+        sheet.rows = 1
         self.sheet = sheet
-        self.row = 0
         return sheet
 
     def _close_sheet(self) -> None:
         if self.sheet is not None:
-            self.sheet.autofilter(0, 0, max(self.row, 1), len(self.columns) - 1)
+            ref = f"$A$1:${self.letters[-1]}${max(self.sheet.rows, 2)}"
+            self.workbook.set_autofilter(self.sheet_numbers[-1], ref)
+            self.sheet.close(autofilter=True)
+            self.sheet = None
 
     def finish(self) -> None:
-        if self.sheet is None:
+        if not self.sheet_numbers:
             self._new_sheet()
         self._close_sheet()
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
-        values = [self._column_values(batch.column(i), kind) for i, kind in enumerate(self.kinds)]
-        currencies = values[self.currency_index] if self.currency_index is not None else None
-        kinds = self.kinds
-        formats = self.formats
-        for i in range(batch.num_rows):
-            if self.sheet is None or self.row >= self.max_rows:
+        offset = 0
+        while offset < batch.num_rows:
+            if self.sheet is None or self.sheet.rows - 1 >= self.max_rows:
                 self._new_sheet()
             sheet = self.sheet
             assert sheet is not None
-            self.row += 1
-            r = self.row
-            for col, kind in enumerate(kinds):
-                value = values[col][i]
-                if value is None:
-                    continue
-                if kind == "text":
-                    sheet.write_string(r, col, value)
-                elif kind == "money":
-                    currency = currencies[i] if currencies is not None else None
-                    sheet.write_number(r, col, value, self._money_format(currency))
-                elif kind == "bool":
-                    sheet.write_boolean(r, col, value)
-                else:
-                    sheet.write_number(r, col, value, formats[kind])
+            room = self.max_rows - (sheet.rows - 1)
+            part = batch.slice(offset, min(room, batch.num_rows - offset))
+            self._write_rows(sheet, part)
+            offset += part.num_rows
+
+    def _write_rows(self, sheet: Sheet, batch: pa.RecordBatch) -> None:
+        first = sheet.rows + 1
+        numbers = range(first, first + batch.num_rows)
+        currencies: list[str | None] | None = None
+        if self.currency_index is not None:
+            currencies = batch.column(self.currency_index).to_pylist()
+        cells = [
+            self._cells(batch.column(i), kind, letter, numbers, currencies)
+            for i, (kind, letter) in enumerate(zip(self.kinds, self.letters, strict=True))
+        ]
+        sheet.write(
+            "".join(
+                f'<row r="{r}">{"".join(row)}</row>'
+                for r, row in zip(numbers, zip(*cells, strict=True), strict=True)
+            )
+        )
+        sheet.rows += batch.num_rows
         self.total += batch.num_rows
 
-    def _column_values(self, column: pa.Array, kind: ColumnKind) -> list[Any]:
-        if kind in ("money", "days", "hours"):
-            return column.cast(pa.float64()).to_pylist()  # type: ignore[no-any-return]
+    def _cells(
+        self,
+        column: pa.Array,
+        kind: ColumnKind,
+        letter: str,
+        numbers: range,
+        currencies: list[str | None] | None,
+    ) -> list[str]:
+        if kind == "text":
+            values = _escaped_text(column)
+            return [
+                f'<c r="{letter}{r}" t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>'
+                if v is not None
+                else ""
+                for r, v in zip(numbers, values, strict=True)
+            ]
+        if kind == "bool":
+            return [
+                f'<c r="{letter}{r}" t="b"><v>{int(v)}</v></c>' if v is not None else ""
+                for r, v in zip(numbers, column.to_pylist(), strict=True)
+            ]
+        if kind == "money":
+            values = column.cast(pa.string()).to_pylist()  # the exact decimal text
+            codes = currencies if currencies is not None else [None] * len(values)
+            styles = [self._money_style(code) for code in codes]
+            return [
+                f'<c r="{letter}{r}" s="{s}"><v>{v}</v></c>' if v is not None else ""
+                for r, v, s in zip(numbers, values, styles, strict=True)
+            ]
         if kind == "instant":
             local = pc.local_timestamp(column.cast(pa.timestamp("us", tz=self.timezone)))
-            micros = local.cast(pa.int64())
-            days = pc.add(pc.divide(micros.cast(pa.float64()), _MICROS_PER_DAY), _EXCEL_EPOCH_DAYS)
-            return days.to_pylist()  # type: ignore[no-any-return]
-        if kind == "date":
-            days = pc.add(column.cast(pa.int32()).cast(pa.float64()), _EXCEL_EPOCH_DAYS)
-            return days.to_pylist()  # type: ignore[no-any-return]
-        return column.to_pylist()  # type: ignore[no-any-return]
+            micros = local.cast(pa.int64()).cast(pa.float64())
+            values = pc.add(pc.divide(micros, _MICROS_PER_DAY), _EXCEL_EPOCH_DAYS).to_pylist()
+        elif kind == "date":
+            values = pc.add(column.cast(pa.int32()), _EXCEL_EPOCH_DAYS).to_pylist()
+        else:  # days, hours: the exact decimal text
+            values = column.cast(pa.string()).to_pylist()
+        style = self.styles[kind]
+        return [
+            f'<c r="{letter}{r}" s="{style}"><v>{v}</v></c>' if v is not None else ""
+            for r, v in zip(numbers, values, strict=True)
+        ]
 
 
-def _summary_sheet(
-    workbook: xlsxwriter.Workbook,
-    sheet: Worksheet,
-    document: ExportDocument,
-    summary: dict[str, Any],
-    rows: int,
-    bold: Format,
-) -> None:
+def _excel_serial(instant: datetime) -> float:
+    naive = instant.astimezone(UTC).replace(tzinfo=None)
+    return (naive - datetime(1899, 12, 30)).total_seconds() / 86400
+
+
+def _summary_rows(
+    workbook: StreamingWorkbook, document: ExportDocument, summary: dict[str, Any], rows: int
+) -> list[str]:
     ctx = document.context
-    sheet.set_column(0, 0, 42)
-    sheet.set_column(1, 1, 22)
-    sheet.set_column(2, 2, 70)
-    datetime_format = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-    decimal_formats: dict[int, Format] = {}
+    styles = workbook.styles
+    datetime_style = styles.number("yyyy-mm-dd hh:mm:ss")
 
-    def number(r: int, value: int | Decimal) -> None:
-        if isinstance(value, int):
-            sheet.write_number(r, 1, value)
-            return
-        places = max(0, -int(value.as_tuple().exponent))
-        fmt = decimal_formats.get(places)
-        if fmt is None:
-            fmt = decimal_formats[places] = workbook.add_format(
-                {"num_format": "0." + "0" * places if places else "0"}
-            )
-        sheet.write_number(r, 1, float(value), fmt)
+    def value_cell(ref: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return number_cell(ref, value)
+        if isinstance(value, Decimal):
+            places = max(0, -int(value.as_tuple().exponent))
+            style = styles.number("0." + "0" * places if places else "0")
+            return number_cell(ref, format(value, "f"), style)
+        if isinstance(value, datetime):
+            return number_cell(ref, repr(_excel_serial(value)), datetime_style)
+        return string_cell(ref, str(value))
 
     filters = document.filters.applied()
-    header: list[tuple[str, Any]] = [
+    about: list[tuple[str, Any]] = [
         ("Report", document.report.report_type),
         ("Organization", document.organization_name),
         ("Organization id", ctx.organization_id),
         ("Time zone", ctx.timezone),
         *((f"Filter: {key}", str(value)) for key, value in filters.items()),
         ("Generated by", document.generated_by),
-        ("Generated at (UTC)", document.generated_at.astimezone(UTC).replace(tzinfo=None)),
+        ("Generated at (UTC)", document.generated_at),
         ("Database snapshot", document.snapshot_id),
         ("Export job", document.job_id),
         ("Rows", rows),
     ]
     if not filters:
-        header.insert(4, ("Filters", "(none)"))
-    r = 0
-    sheet.write_string(r, 0, "About this export", bold)
-    for label, value in header:
+        about.insert(4, ("Filters", "(none)"))
+    out = [f'<row r="1">{string_cell("A1", "About this export", Styles.BOLD)}</row>']
+    r = 1
+    for label, value in about:
         r += 1
-        sheet.write_string(r, 0, label)
-        if isinstance(value, datetime):
-            sheet.write_datetime(r, 1, value, datetime_format)
-        elif isinstance(value, int):
-            sheet.write_number(r, 1, value)
-        else:
-            sheet.write_string(r, 1, str(value))
+        out.append(f'<row r="{r}">{string_cell(f"A{r}", label)}{value_cell(f"B{r}", value)}</row>')
     r += 2
-    sheet.write_string(r, 0, "Figure", bold)
-    sheet.write_string(r, 1, "Value", bold)
-    sheet.write_string(r, 2, "Definition", bold)
+    heads = ("Figure", "Value", "Definition")
+    out.append(
+        f'<row r="{r}">'
+        + "".join(string_cell(f"{c}{r}", h, Styles.BOLD) for c, h in zip("ABC", heads, strict=True))
+        + "</row>"
+    )
     for figure in flatten(summary, document.report.summary_model):
         r += 1
-        sheet.write_string(r, 0, figure.key)
         value = figure.value
-        if value is None:
-            sheet.write_blank(r, 1, None)
-        elif is_number(value):
-            number(r, value)
-        elif isinstance(value, datetime):
-            sheet.write_string(r, 1, value.isoformat().replace("+00:00", "Z"))
-        else:
-            sheet.write_string(r, 1, str(value))
-        sheet.write_string(r, 2, figure.definition)
+        if isinstance(value, datetime):  # asOf: the instant, as the API gives it
+            value = value.isoformat().replace("+00:00", "Z")
+        out.append(
+            f'<row r="{r}">{string_cell(f"A{r}", figure.key)}{value_cell(f"B{r}", value)}'
+            f"{string_cell(f'C{r}', figure.definition)}</row>"
+        )
+    return out
 
 
 def build_workbook(
-    path: str,
+    target: IO[bytes] | str,
     document: ExportDocument,
     columns: Sequence[str],
     batches: Iterator[pa.RecordBatch],
-    summary_of: Any,
+    summary_of: Callable[[], dict[str, Any]],
     *,
     max_rows: int = MAX_DATA_ROWS,
 ) -> int:
-    """Write the workbook to ``path``; returns the number of data rows written."""
-    workbook = xlsxwriter.Workbook(
-        path,
-        {
-            "constant_memory": True,
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "strings_to_numbers": False,
-            "tmpdir": os.path.dirname(path),
-        },
+    """Write the workbook to ``target``; returns the number of data rows written.
+
+    On an error or a cancel the zip is left unfinished (the caller discards it).
+    """
+    workbook = StreamingWorkbook(
+        target,
+        title=f"{document.report.report_type} export",
+        author=document.generated_by,
+        company=document.organization_name,
     )
-    workbook.set_properties(
-        {
-            "title": f"{document.report.report_type} export",
-            "company": document.organization_name,
-            "author": document.generated_by,
-            "comments": f"database snapshot {document.snapshot_id}",
-        }
-    )
-    bold = workbook.add_format({"bold": True})
-    header = workbook.add_format(
-        {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "border": 1}
-    )
-    summary_sheet = workbook.add_worksheet("Summary")
     kinds = [document.kinds[name] for name in columns]
-    rows = _RowsWriter(workbook, columns, kinds, document.context.timezone, header, max_rows)
-    # On an error or a cancel the workbook is abandoned, never assembled: the caller
-    # removes its directory with XlsxWriter's temporary files.
-    for batch in batches:
-        rows.write_batch(batch)
-    rows.finish()
-    _summary_sheet(workbook, summary_sheet, document, summary_of(), rows.total, bold)
-    workbook.close()
+    rows = _RowsWriter(workbook, columns, kinds, document.context.timezone, max_rows)
+    try:
+        for batch in batches:
+            rows.write_batch(batch)
+        rows.finish()
+        summary = workbook.add_sheet("Summary", [42, 22, 70], frozen_header=False)
+        summary.write("".join(_summary_rows(workbook, document, summary_of(), rows.total)))
+        summary.close(autofilter=False)
+        summary_number = len(workbook.sheets)
+        workbook.close(tab_order=[summary_number, *rows.sheet_numbers])
+    except BaseException:
+        workbook.abandon()
+        raise
     return rows.total
+
+
+class _Sink:
+    """``PartialFile`` (which hashes what it writes) as the zip writer's output."""
+
+    def __init__(self, out: PartialFile) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        self.out.write(bytes(data))
+        return len(data)
 
 
 async def write(
@@ -303,22 +351,14 @@ async def write(
 ) -> WriteResult:
     # The figures first, in the same snapshot as the rows (a second connection).
     summary = await summary_in_snapshot(document)
-    # XlsxWriter assembles the zip at close from its temporary files; build it in a
-    # directory of its own, then copy it through ``out`` (which hashes what it writes).
-    workdir = tempfile.mkdtemp(prefix="pivotal-xlsx-")
-    path = os.path.join(workdir, "export.xlsx")
-    try:
-
-        def build(batches: Iterator[pa.RecordBatch]) -> int:  # in a thread
-            written = build_workbook(path, document, query.columns, batches, lambda: summary)
-            with open(path, "rb") as built:
-                while chunk := built.read(COPY_CHUNK):
-                    out.write(chunk)
-            return written
-
-        rows, _ = await stream_typed(conn, query, document.kinds, progress, build)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    sink: Any = _Sink(out)
+    rows, _ = await stream_typed(
+        conn,
+        query,
+        document.kinds,
+        progress,
+        lambda batches: build_workbook(sink, document, query.columns, batches, lambda: summary),
+    )
     return WriteResult(rows=rows)
 
 
