@@ -521,3 +521,17 @@ def test_parquet_dates_booleans_hours_and_days(
         assert row["approved_at"] == db_row["approved_at"]
         assert row["approval_time_days"] == db_row["days"]
     assert got[1]["approved_by"] is None
+
+
+def test_typed_copy_asks_for_microseconds_whatever_the_query_returns() -> None:
+    from pivotal_reporting.exports.formats.typed_rows import typed_copy_sql
+    from pivotal_reporting.reports.base import ExportQuery
+    from pivotal_reporting.reports.sql import iso_utc
+
+    text_query = ExportQuery(f"SELECT {iso_utc('x.at')} AS at FROM x", {}, ("at",))
+    copy = typed_copy_sql(text_query, {"at": "instant"})
+    assert "SS.US" in copy
+    assert "SS.MS" not in copy
+    raw_query = ExportQuery("SELECT x.at FROM x", {}, ("at",))
+    copy = typed_copy_sql(raw_query, {"at": "instant"}, frozenset({"at"}))
+    assert """to_char(q."at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""" in copy

@@ -25,7 +25,7 @@ from pivotal_reporting.exports.storage import PartialFile
 from pivotal_reporting.exports.writers import ProgressCallback, WriteResult
 from pivotal_reporting.reports.base import ExportQuery
 
-ROW_GROUP_ROWS = 131_072
+ROW_GROUP_ROWS = 65_536
 
 
 class _Sink(io.RawIOBase):

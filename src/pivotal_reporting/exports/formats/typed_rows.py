@@ -10,8 +10,8 @@ whole export runs in constant memory whatever its size, and the database and the
 parser work at the same time.
 
 Instants: report queries render them as ISO text with milliseconds for CSV/JSON; the
-typed query asks the same expressions for microseconds, then reads each instant
-column as ``timestamptz`` again, so no precision is lost.
+typed query asks the same expressions for microseconds (an instant column that a query
+returns as ``timestamptz`` is rendered so here), so no precision is lost.
 """
 
 from __future__ import annotations
@@ -55,14 +55,35 @@ def arrow_schema(columns: Sequence[str], kinds: Mapping[str, ColumnKind]) -> pa.
     return pa.schema([pa.field(name, ARROW_TYPES[kinds[name]]) for name in columns])
 
 
-def typed_copy_sql(query: ExportQuery, kinds: Mapping[str, ColumnKind]) -> str:
-    """``COPY`` of ``query`` with instants in microseconds, UTC, ISO-8601."""
+TIMESTAMPTZ_OID = 1184
+
+
+async def timestamptz_columns(
+    conn: psycopg.AsyncConnection[object], query: ExportQuery
+) -> frozenset[str]:
+    """The columns of ``query`` that PostgreSQL returns as ``timestamptz`` (not text)."""
+    async with conn.cursor() as cur:
+        await cur.execute(f"SELECT * FROM ({query.sql}) AS q LIMIT 0", query.params or None)
+        description = cur.description or []
+    return frozenset(c.name for c in description if c.type_code == TIMESTAMPTZ_OID)
+
+
+def typed_copy_sql(
+    query: ExportQuery,
+    kinds: Mapping[str, ColumnKind],
+    timestamptz: frozenset[str] = frozenset(),
+) -> str:
+    """``COPY`` of ``query`` with instants in microseconds, UTC, ISO-8601.
+
+    Instant columns the query already renders as ISO text (``iso_utc``) are asked for
+    microseconds in place; ``timestamptz`` ones are rendered here.
+    """
     select = []
     for name in query.columns:
         column = f"q.{sql.Identifier(name).as_string()}"
-        if kinds[name] == "instant":
+        if kinds[name] == "instant" and name in timestamptz:
             column = (
-                f"to_char(({column})::timestamptz AT TIME ZONE 'UTC', {_ISO_US}) "
+                f"to_char({column} AT TIME ZONE 'UTC', {_ISO_US}) "
                 f"AS {sql.Identifier(name).as_string()}"
             )
         select.append(column)
@@ -114,6 +135,7 @@ async def stream_typed(
     (``ExportCancelled`` from ``progress``) and errors on either side stop both.
     """
     schema = arrow_schema(query.columns, kinds)
+    copy_sql = typed_copy_sql(query, kinds, await timestamptz_columns(conn, query))
     read_fd, write_fd = os.pipe()
     sink = _PipeSink(write_fd)
     stop = threading.Event()
@@ -133,7 +155,7 @@ async def stream_typed(
 
     consumer = asyncio.ensure_future(asyncio.to_thread(run_consumer))
     try:
-        rows = await _copy_to(conn, typed_copy_sql(query, kinds), query, sink, progress, None)
+        rows = await _copy_to(conn, copy_sql, query, sink, progress, None)
     except BaseException as producer_error:
         stop.set()
         sink.close()
