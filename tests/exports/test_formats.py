@@ -163,6 +163,8 @@ def test_xlsx_text_is_text_never_a_formula(
 ) -> None:
     customer = create_customer(db, org=tenant.org, name="=1+1")
     create_payment(db, org=tenant.org, customer=customer, reference="0042", amount=Decimal("5"))
+    odd = create_customer(db, org=tenant.org, name="Smith & Sons <b>\u00e9 </b> ")
+    create_payment(db, org=tenant.org, customer=odd, paid_at=datetime(2024, 3, 1, tzinfo=UTC))
     _, content = _completed(client, tenant, fmt="xlsx")
     rows = openpyxl.load_workbook(io.BytesIO(content))["Rows"]
     cells = dict(zip(PAYMENT_COLUMNS, next(rows.iter_rows(min_row=2)), strict=True))
@@ -170,6 +172,8 @@ def test_xlsx_text_is_text_never_a_formula(
     assert cells["customer_name"].value.endswith("=1+1")
     assert cells["reference"].value == "0042"  # not the number 42
     assert cells["amount"].value == 5  # a number
+    cells = dict(zip(PAYMENT_COLUMNS, next(rows.iter_rows(min_row=3)), strict=True))
+    assert cells["customer_name"].value == "Smith & Sons <b>\u00e9 </b> "  # escaped, spaces kept
 
 
 # --- Parquet --------------------------------------------------------------------------

@@ -80,14 +80,13 @@ def header_label(name: str, kind: ColumnKind, timezone: str) -> str:
     return f"{name} ({timezone})" if kind == "instant" else name
 
 
-def _escaped_text(column: pa.Array) -> list[str | None]:
+def _escaped_text(column: pa.Array) -> pa.Array:
     """Text for XML element content, escaped by Arrow (vectorised)."""
     text = column.cast(pa.string())
     text = pc.replace_substring_regex(text, _INVALID_XML_RE2, "")
     text = pc.replace_substring(text, "&", "&amp;")
     text = pc.replace_substring(text, "<", "&lt;")
-    text = pc.replace_substring(text, ">", "&gt;")
-    return text.to_pylist()  # type: ignore[no-any-return]
+    return pc.replace_substring(text, ">", "&gt;")
 
 
 class _RowsWriter:
@@ -169,21 +168,16 @@ class _RowsWriter:
             offset += part.num_rows
 
     def _write_rows(self, sheet: Sheet, batch: pa.RecordBatch) -> None:
+        """The batch's rows as sheet XML, built by Arrow kernels (no per-cell Python)."""
         first = sheet.rows + 1
-        numbers = range(first, first + batch.num_rows)
-        currencies: list[str | None] | None = None
-        if self.currency_index is not None:
-            currencies = batch.column(self.currency_index).to_pylist()
+        numbers = pa.array(range(first, first + batch.num_rows), pa.int64()).cast(pa.string())
+        currencies = batch.column(self.currency_index) if self.currency_index is not None else None
         cells = [
             self._cells(batch.column(i), kind, letter, numbers, currencies)
             for i, (kind, letter) in enumerate(zip(self.kinds, self.letters, strict=True))
         ]
-        sheet.write(
-            "".join(
-                f'<row r="{r}">{"".join(row)}</row>'
-                for r, row in zip(numbers, zip(*cells, strict=True), strict=True)
-            )
-        )
+        rows = pc.binary_join_element_wise('<row r="', numbers, '">', *cells, "</row>", "")
+        sheet.write_bytes(_string_data(rows))
         sheet.rows += batch.num_rows
         self.total += batch.num_rows
 
@@ -192,43 +186,52 @@ class _RowsWriter:
         column: pa.Array,
         kind: ColumnKind,
         letter: str,
-        numbers: range,
-        currencies: list[str | None] | None,
-    ) -> list[str]:
+        numbers: pa.Array,
+        currencies: pa.Array | None,
+    ) -> pa.Array:
+        """Each row's cell of ``column`` as XML text; ``""`` where the value is NULL."""
+        ref = f'<c r="{letter}'
         if kind == "text":
-            values = _escaped_text(column)
-            return [
-                f'<c r="{letter}{r}" t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>'
-                if v is not None
-                else ""
-                for r, v in zip(numbers, values, strict=True)
-            ]
-        if kind == "bool":
-            return [
-                f'<c r="{letter}{r}" t="b"><v>{int(v)}</v></c>' if v is not None else ""
-                for r, v in zip(numbers, column.to_pylist(), strict=True)
-            ]
-        if kind == "money":
-            values = column.cast(pa.string()).to_pylist()  # the exact decimal text
-            codes = currencies if currencies is not None else [None] * len(values)
-            styles = [self._money_style(code) for code in codes]
-            return [
-                f'<c r="{letter}{r}" s="{s}"><v>{v}</v></c>' if v is not None else ""
-                for r, v, s in zip(numbers, values, styles, strict=True)
-            ]
-        if kind == "instant":
-            local = pc.local_timestamp(column.cast(pa.timestamp("us", tz=self.timezone)))
-            micros = local.cast(pa.int64()).cast(pa.float64())
-            values = pc.add(pc.divide(micros, _MICROS_PER_DAY), _EXCEL_EPOCH_DAYS).to_pylist()
-        elif kind == "date":
-            values = pc.add(column.cast(pa.int32()), _EXCEL_EPOCH_DAYS).to_pylist()
-        else:  # days, hours: the exact decimal text
-            values = column.cast(pa.string()).to_pylist()
-        style = self.styles[kind]
-        return [
-            f'<c r="{letter}{r}" s="{style}"><v>{v}</v></c>' if v is not None else ""
-            for r, v in zip(numbers, values, strict=True)
-        ]
+            parts = [ref, numbers, '" t="inlineStr"><is><t xml:space="preserve">']
+            parts += [_escaped_text(column), "</t></is></c>"]
+        elif kind == "bool":
+            parts = [ref, numbers, '" t="b"><v>', pc.if_else(column, "1", "0"), "</v></c>"]
+        elif kind == "money":
+            styles = self._money_styles_of(currencies, len(column))
+            parts = [ref, numbers, '" s="', styles, '"><v>', column.cast(pa.string()), "</v></c>"]
+        else:
+            if kind == "instant":
+                local = pc.local_timestamp(column.cast(pa.timestamp("us", tz=self.timezone)))
+                micros = local.cast(pa.int64()).cast(pa.float64())
+                values = pc.add(pc.divide(micros, _MICROS_PER_DAY), _EXCEL_EPOCH_DAYS)
+            elif kind == "date":
+                values = pc.add(column.cast(pa.int32()).cast(pa.int64()), _EXCEL_EPOCH_DAYS)
+            else:  # days, hours: the exact decimal text
+                values = column
+            style = self.styles[kind]
+            parts = [ref, numbers, f'" s="{style}"><v>', values.cast(pa.string()), "</v></c>"]
+        return pc.fill_null(pc.binary_join_element_wise(*parts, ""), "")
+
+    def _money_styles_of(self, currencies: pa.Array | None, length: int) -> pa.Array:
+        """Each row's money style id (as text), from its currency."""
+        if currencies is None:
+            return pa.array([str(self._money_style(None))] * length, pa.string())
+        codes = pc.unique(currencies)
+        ids = pa.array([str(self._money_style(code)) for code in codes.to_pylist()], pa.string())
+        styles = pc.take(ids, pc.index_in(currencies, value_set=codes))
+        return pc.fill_null(styles, str(self._money_style(None)))
+
+
+def _string_data(strings: pa.Array) -> memoryview:
+    """The concatenated UTF-8 bytes of a string array (no copy)."""
+    if len(strings) == 0:
+        return memoryview(b"")
+    offsets = strings.buffers()[1]
+    first, last = (
+        int.from_bytes(memoryview(offsets)[i * 4 : i * 4 + 4], "little", signed=True)
+        for i in (strings.offset, strings.offset + len(strings))
+    )
+    return memoryview(strings.buffers()[2])[first:last]
 
 
 def _excel_serial(instant: datetime) -> float:

@@ -134,6 +134,9 @@ class Sheet:
     def write(self, text: str) -> None:
         self.handle.write(text.encode("utf-8"))
 
+    def write_bytes(self, data: bytes | memoryview) -> None:
+        self.handle.write(data)
+
     def close(self, *, autofilter: bool) -> None:
         self.write("</sheetData>")
         if autofilter and self.columns:
