@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from pivotal_reporting.exports.formats.base import ExportDocument, ExportFormatSpec
+from pivotal_reporting.exports.formats.base import ExportDocument
 from pivotal_reporting.exports.storage import PartialFile
 from pivotal_reporting.exports.writers import ProgressCallback, WriteResult, write_json
 from pivotal_reporting.reports.base import ExportQuery
@@ -18,6 +18,3 @@ async def write(
     progress: ProgressCallback,
 ) -> WriteResult:
     return await write_json(conn, query, out, progress)
-
-
-JSON = ExportFormatSpec("json", "application/json", write)

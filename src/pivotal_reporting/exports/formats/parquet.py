@@ -19,7 +19,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pivotal_reporting.exports.formats.base import ExportDocument, ExportFormatSpec
+from pivotal_reporting.exports.formats.base import ExportDocument
 from pivotal_reporting.exports.formats.typed_rows import arrow_schema, stream_typed
 from pivotal_reporting.exports.storage import PartialFile
 from pivotal_reporting.exports.writers import ProgressCallback, WriteResult
@@ -99,6 +99,3 @@ async def write(
         lambda batches: write_parquet(_Sink(out), schema, batches, meta),
     )
     return WriteResult(rows=rows)
-
-
-PARQUET = ExportFormatSpec("parquet", "application/vnd.apache.parquet", write)

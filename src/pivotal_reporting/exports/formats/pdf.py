@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import typst
 
-from pivotal_reporting.exports.formats.base import ExportDocument, ExportFormatSpec
+from pivotal_reporting.exports.formats.base import ExportDocument
 from pivotal_reporting.exports.formats.figures import definition, summary_in_snapshot
 from pivotal_reporting.exports.storage import PartialFile
 from pivotal_reporting.exports.writers import ProgressCallback, WriteResult
@@ -186,6 +186,3 @@ async def write(
     out.write(pdf)
     await progress(rows)
     return WriteResult(rows=rows)
-
-
-PDF = ExportFormatSpec("pdf", "application/pdf", write, streams_rows=False)

@@ -46,7 +46,11 @@ _ISO_MS = """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'"""
 _ISO_US = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
 if _ISO_MS not in iso_utc("x"):  # pragma: no cover - a changed helper must update this module
     raise ImportError("reports.sql.iso_utc no longer uses the format typed_rows expects")
-BLOCK_BYTES = 1 << 20  # Arrow parses the CSV a MiB at a time (a few thousand rows)
+BLOCK_BYTES = 1 << 18  # Arrow parses the CSV 256 KiB at a time (~2,000 rows)
+# Arrow's default (jemalloc) pool keeps freed memory for reuse; the system allocator
+# hands it back, so a long export's worker stays flat (measured: +24 MB instead of +56 MB
+# peak for a 100,000-row workbook).
+pa.set_memory_pool(pa.system_memory_pool())
 
 T = TypeVar("T")
 

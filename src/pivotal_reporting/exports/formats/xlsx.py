@@ -18,6 +18,8 @@ slow at 100,000 rows; see docs/export-formats.md).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pivotal_reporting.exports.columns import ColumnKind
-from pivotal_reporting.exports.formats.base import ExportDocument, ExportFormatSpec
+from pivotal_reporting.exports.formats.base import ExportDocument
 from pivotal_reporting.exports.formats.figures import flatten, summary_in_snapshot
 from pivotal_reporting.exports.formats.typed_rows import stream_typed
 from pivotal_reporting.exports.formats.xlsx_stream import (
@@ -352,21 +354,29 @@ async def write(
     out: PartialFile,
     progress: ProgressCallback,
 ) -> WriteResult:
-    # The figures first, in the same snapshot as the rows (a second connection).
-    summary = await summary_in_snapshot(document)
+    # The figures, in the same snapshot as the rows, on a second connection while the
+    # rows stream; the Summary sheet is written last and waits for them.
+    loop = asyncio.get_running_loop()
+    summary = asyncio.ensure_future(summary_in_snapshot(document))
+
+    async def figures() -> dict[str, Any]:
+        return await summary
+
+    def summary_of() -> dict[str, Any]:  # called in the writer's thread
+        return asyncio.run_coroutine_threadsafe(figures(), loop).result()
+
     sink: Any = _Sink(out)
-    rows, _ = await stream_typed(
-        conn,
-        query,
-        document.kinds,
-        progress,
-        lambda batches: build_workbook(sink, document, query.columns, batches, lambda: summary),
-    )
+    try:
+        rows, _ = await stream_typed(
+            conn,
+            query,
+            document.kinds,
+            progress,
+            lambda batches: build_workbook(sink, document, query.columns, batches, summary_of),
+        )
+    finally:
+        if not summary.done():
+            summary.cancel()
+        with contextlib.suppress(BaseException):
+            await summary
     return WriteResult(rows=rows)
-
-
-XLSX = ExportFormatSpec(
-    "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", write
-)
-
-__all__ = ["XLSX", "build_workbook", "currency_format"]
