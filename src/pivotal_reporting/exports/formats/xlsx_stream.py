@@ -3,9 +3,10 @@
 Why not a general library: at 100,000 rows x 15 columns XlsxWriter (constant-memory
 mode) spent about 77 s on this machine, nearly all of it in per-cell Python calls. This
 writer produces the same kind of file column-wise, a batch at a time: each column of an
-Arrow batch becomes its cells' XML in one list comprehension (numbers as the exact
+Arrow batch becomes its cells' XML in one vectorised pass (numbers as the exact
 decimal text, instants as Excel serial numbers computed by Arrow), and rows stream
 straight into the zip entry of their sheet. Memory stays flat: one batch at a time.
+(The cells themselves are rendered by Arrow string kernels in xlsx.py.)
 
 What it writes is deliberately plain: inline strings (``t="inlineStr"``, so text is
 never a formula, a number or a link), numbers with a style, booleans (``t="b"``), a
