@@ -25,7 +25,9 @@ from pivotal_reporting.exports.storage import PartialFile
 from pivotal_reporting.exports.writers import ProgressCallback, WriteResult
 from pivotal_reporting.reports.base import ExportQuery
 
-ROW_GROUP_ROWS = 65_536
+# The Parquet encoder's own buffers (outside Arrow's pool) grow with the row group:
+# measured at 1M rows, peak RSS +51 MB with 16,384-row groups, +100 MB with 65,536.
+ROW_GROUP_ROWS = 16_384
 
 
 class _Sink(io.RawIOBase):
