@@ -53,6 +53,7 @@ KNOWN_KEYS_WITHOUT_ORG = {
     # or the link with the organization beside it) and checked against a hash.
     "pk_web_sessions": "random session id; the cookie also carries the organization",
     "pk_web_signin_links": "random link id; redeemed once, then deleted",
+    "pk_export_templates": "random template id, looked up with its organization (RLS)",
 }
 
 _TENANT_TABLES = """

@@ -12,6 +12,7 @@ from pivotal_reporting.events import endpoints as events
 from pivotal_reporting.exports import endpoints as exports
 from pivotal_reporting.observability import exposition
 from pivotal_reporting.reports import endpoints as reports
+from pivotal_reporting.templates import endpoints as templates
 
 
 def mount_routers(app: FastAPI) -> None:
@@ -20,6 +21,7 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(identity.router)
     app.include_router(audit.router)
     app.include_router(exports.router)
+    app.include_router(templates.router)
     app.include_router(reports.router)
     app.include_router(signin.router)
     app.include_router(lookups.router)

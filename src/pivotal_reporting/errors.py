@@ -233,7 +233,7 @@ def _printable(text: str) -> str:
 _UNION_TAG = re.compile(r"^[a-z]+(_[a-z]+)+$")
 
 
-def _client_location(loc: Sequence[Any]) -> list[Any]:
+def client_location(loc: Sequence[Any]) -> list[Any]:
     """The location as the client wrote it: no union tag, and filters named as ``filters.x``."""
     parts = list(loc)
     if len(parts) > 2 and parts[0] == "body" and isinstance(parts[1], str):
@@ -252,7 +252,7 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     """
     result = []
     for error in exc.errors():
-        location = ".".join(str(part) for part in _client_location(error.get("loc", ())))
+        location = ".".join(str(part) for part in client_location(error.get("loc", ())))
         message = _field_message(error)
         result.append({"field": _printable(location), "message": _printable(message)})
     return result

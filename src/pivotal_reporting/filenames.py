@@ -43,7 +43,13 @@ _ASCII_SPELLING = str.maketrans(
         "\u00a3": "GBP",
     }
 )
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 def download_path(settings: Settings, job_id: str) -> str:
@@ -65,7 +71,7 @@ def safe_file_name(
     name = re.split(r"[\\/]", name)[-1]  # a path keeps only its last part
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
     name = _UNSAFE_CHARS.sub("_", name).strip(" .")
-    stem = re.sub(r"\.(csv|json|txt|xlsx)$", "", name, flags=re.IGNORECASE).strip(" .")
+    stem = re.sub(r"\.(csv|json|txt|xlsx|pdf|parquet)$", "", name, flags=re.IGNORECASE).strip(" .")
     stem = stem[: MAX_NAME_CHARS - len(export_format) - 1]
     if not stem.strip("_ "):
         return default_file_name(report_type, export_format, now)

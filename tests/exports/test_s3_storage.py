@@ -34,7 +34,7 @@ from pivotal_reporting.storage_s3 import SHA256_METADATA, S3Location, S3Storage
 from tests.conftest import TEST_JWT_SECRET, ServerThread
 from tests.exports.conftest import create_job, csv_rows, download, wait_for_job
 from tests.factories import Tenant, create_export_job, create_tenant
-from tests.ops.retention_helpers import sweep
+from tests.retention.retention_helpers import sweep
 from tests.s3_server import S3Server
 
 WORKER_CLI = str(Path(sys.executable).parent / "pivotal-reporting")

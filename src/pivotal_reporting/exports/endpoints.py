@@ -20,7 +20,7 @@ from pivotal_reporting.exports.schemas import (
     ExportJobStatusRead,
     ExportStatus,
 )
-from pivotal_reporting.filenames import content_disposition
+from pivotal_reporting.filenames import MEDIA_TYPES, content_disposition
 from pivotal_reporting.storage import ExportStorage
 from pivotal_reporting.storage_backends import open_storage
 from pivotal_reporting.validation import Id
@@ -147,7 +147,7 @@ async def cancel_export_post(
     response_class=Response,
     summary="Download a completed export",
     responses={
-        200: {"content": {"text/csv": {}, "application/json": {}}},
+        200: {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}},
         307: {"description": "Redirect to a short-lived presigned URL (S3, redirect mode)"},
         **problem_responses(401, 403, 404, 409, 410, 422, 429, 503),
     },

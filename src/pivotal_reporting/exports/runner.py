@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,14 +16,15 @@ from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.exports import repository as repo
+from pivotal_reporting.exports.columns import column_kinds, select_columns
+from pivotal_reporting.exports.formats import ExportDocument, get_format
+from pivotal_reporting.exports.formats.base import job_names
 from pivotal_reporting.exports.writers import (
     ExportCancelled,
     ProgressCallback,
     count_rows_in_snapshot,
     export_snapshot,
     snapshot_connection,
-    write_csv,
-    write_json,
 )
 from pivotal_reporting.filenames import download_path
 from pivotal_reporting.models.export_job import ExportJob
@@ -58,6 +60,7 @@ async def execute_export(
             log.info("export %s: nothing to do (cancelled, finished or unknown)", job_id)
             return
         org = await read_organization_settings(session, organization_id)
+        names = await job_names(session, organization_id, job.user_id)
     labels = (job.report_type, job.format, metrics.org_label(organization_id))
     if job.attempts == 1:
         metrics.EXPORT_STARTED.labels(*labels).inc()
@@ -68,12 +71,19 @@ async def execute_export(
     ctx = ReportContext(
         organization_id, job.user_id, org.timezone, org.base_currency, now=job.created_at
     )
-    query = report.export_query(ctx, filters)
+    query = select_columns(report.export_query(ctx, filters), job.columns)
     # Earlier attempts' partial files or uploads (a killed worker's); storage calls that
     # may go over the network run in a thread, off the worker's event loop.
     await asyncio.to_thread(storage.discard_partials, f"{storage_key(job).rsplit('-', 1)[0]}-")
+
+    def document(snapshot_id: str, counting: asyncio.Task[int]) -> ExportDocument:
+        return ExportDocument(
+            job.id, report, filters, ctx, names[0], names[1], datetime.now(UTC), database,
+            snapshot_id, column_kinds(job.report_type), counting,
+        )  # fmt: skip
+
     try:
-        rows, partial = await _write_file(database, storage, job, query)
+        rows, partial = await _write_file(database, storage, job, query, document)
     except ExportCancelled:
         log.info("export %s: cancelled while running; partial file removed", job_id)
         return
@@ -102,7 +112,11 @@ def _progress_reporter(
 
 
 async def _write_file(
-    database: Database, storage: ExportStorage, job: ExportJob, query: ExportQuery
+    database: Database,
+    storage: ExportStorage,
+    job: ExportJob,
+    query: ExportQuery,
+    document: Callable[[str, asyncio.Task[int]], ExportDocument],
 ) -> tuple[int, Partial]:
     """Stream the rows into a partial file; the caller publishes it. Aborts on any error."""
     partial = storage.begin(storage_key(job))
@@ -117,8 +131,10 @@ async def _write_file(
                 progress = _progress_reporter(database, job, counting)
                 if not await progress(0):
                     raise ExportCancelled
-                writer = write_csv if job.format == "csv" else write_json
-                result = await writer(conn, query, partial, progress)
+                writer = get_format(job.format).writer
+                result = await writer(
+                    document(snapshot_id, counting), conn, query, partial, progress
+                )
                 total = await counting
             finally:
                 if not counting.done():

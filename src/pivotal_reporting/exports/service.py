@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +24,10 @@ from pivotal_reporting import metrics
 from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.principal import Principal
 from pivotal_reporting.config import Settings
-from pivotal_reporting.errors import Conflict, Gone, NotFound
+from pivotal_reporting.errors import Conflict, Gone, InvalidInput, NotFound, client_location
 from pivotal_reporting.exports import repository as repo
 from pivotal_reporting.exports.capacity import ensure_export_capacity
+from pivotal_reporting.exports.columns import validate_columns
 from pivotal_reporting.exports.schemas import (
     ExportCreate,
     ExportJobPage,
@@ -70,6 +72,27 @@ class DeliveryOptions:
         return cls(settings.export_download_mode, settings.export_download_url_seconds)
 
 
+_EXPORT_REQUEST: TypeAdapter[ExportCreate] = TypeAdapter(ExportCreate)
+
+
+def export_request(data: dict[str, Any]) -> ExportCreate:
+    """An export request built on the server (e.g. from a template), validated like a body.
+
+    Raises ``InvalidInput`` naming each bad field as a client would (``filters.fromDate``).
+    """
+    try:
+        return _EXPORT_REQUEST.validate_python(data, by_alias=True, by_name=True)
+    except ValidationError as exc:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in client_location(("body", *e["loc"]))),
+                "message": str(e["msg"]).removeprefix("Value error, "),
+            }
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidInput("Invalid export request.", errors=errors) from exc
+
+
 def _validated_filters(principal: Principal, body: ExportCreate) -> ReportFilters:
     """The body's filters (already validated by the report's own schema) for this caller."""
     filters = body.filters
@@ -78,12 +101,14 @@ def _validated_filters(principal: Principal, body: ExportCreate) -> ReportFilter
 
 
 def _request_hash(body: ExportCreate, filters: dict[str, Any]) -> str:
-    canonical = {
+    canonical: dict[str, Any] = {
         "reportType": body.report_type,
         "format": body.format,
         "filters": filters,
         "fileName": body.file_name,
     }
+    if body.columns is not None:  # absent from older hashes: replays still match
+        canonical["columns"] = body.columns
     return hashlib.sha256(
         json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
@@ -104,6 +129,7 @@ async def request_export(
     ``max_running``, a new job beyond that many queued or running ones is a 429.
     """
     filters = _validated_filters(principal, body)
+    validate_columns(body.report_type, body.columns)
     await get_report(body.report_type).check_references(session, filters)
     stored_filters = filters.model_dump(mode="json", by_alias=True, exclude_none=True)
     request_hash = _request_hash(body, stored_filters)
@@ -124,7 +150,12 @@ async def request_export(
         action="export_job_created",
         resource="export_jobs",
         resource_id=job.id,
-        details={"reportType": job.report_type, "format": job.format, "filters": stored_filters},
+        details={
+            "reportType": job.report_type,
+            "format": job.format,
+            "filters": stored_filters,
+            **({"columns": job.columns} if job.columns is not None else {}),
+        },
     )
     job.queue_job_id = await _defer(session, job)
     await session.flush()
@@ -146,6 +177,7 @@ def _new_job(
         format=body.format,
         status="pending",
         filters=filters,
+        columns=body.columns,
         file_name=safe_file_name(body.file_name, body.report_type, body.format, datetime.now(UTC)),
         idempotency_key=idempotency_key,
         request_hash=request_hash,

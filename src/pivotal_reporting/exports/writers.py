@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import pq, sql
@@ -43,6 +43,12 @@ PROGRESS_EVERY_SECONDS = 0.5
 _JSON_COPY_OPTIONS = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
 
 ProgressCallback = Callable[[int], Coroutine[Any, Any, bool]]
+
+
+class ByteSink(Protocol):
+    """Where COPY's bytes go: a storage file, or a pipe to a typed format's parser."""
+
+    def write(self, data: bytes, /) -> Any: ...
 
 
 class ExportCancelled(Exception):
@@ -163,7 +169,7 @@ async def _copy_to(
     conn: psycopg.AsyncConnection[object],
     copy_sql: str,
     query: ExportQuery,
-    out: Partial,
+    out: ByteSink,
     progress: ProgressCallback,
     transform: Callable[[bytes], bytes] | None,
 ) -> int:
@@ -199,7 +205,7 @@ async def _copy_to(
 
 def _drain_copy_out(
     pgconn: PGconn,
-    out: Partial,
+    out: ByteSink,
     report: Callable[[int], bool],
     transform: Callable[[bytes], bytes] | None,
 ) -> int:
@@ -228,7 +234,7 @@ def _drain_copy_out(
     return rows
 
 
-def _flush(batch: list[bytes], out: Partial, transform: Callable[[bytes], bytes] | None) -> None:
+def _flush(batch: list[bytes], out: ByteSink, transform: Callable[[bytes], bytes] | None) -> None:
     if not batch:
         return
     data = b"".join(batch)

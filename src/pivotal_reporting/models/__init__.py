@@ -11,6 +11,7 @@ from pivotal_reporting.models.business import (
     TimeEntry,
 )
 from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.models.export_template import ExportTemplate
 from pivotal_reporting.models.rollups import (
     RollupChange,
     RollupNameVersion,
@@ -33,6 +34,7 @@ __all__ = [
     "Base",
     "Customer",
     "ExportJob",
+    "ExportTemplate",
     "Invoice",
     "Organization",
     "Payment",

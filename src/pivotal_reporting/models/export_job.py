@@ -29,7 +29,7 @@ from pivotal_reporting.models.base import (
 
 EXPORT_STATUSES = ("pending", "processing", "completed", "failed", "cancelled", "expired")
 TERMINAL_EXPORT_STATUSES = ("completed", "failed", "cancelled", "expired")
-EXPORT_FORMATS = ("csv", "json")
+EXPORT_FORMATS = ("csv", "json", "xlsx", "pdf", "parquet")
 REPORT_TYPES = (
     "quote_cycle_time",
     "invoice_settlement_time",
@@ -114,6 +114,8 @@ class ExportJob(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     file_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The chosen export columns, in order (NULL: all of the report's columns).
+    columns: Mapped[list[str] | None] = mapped_column(JSONB)
 
 
 __all__ = [
