@@ -1,7 +1,8 @@
 """invoice_settlement_time: how long invoices take to be paid, and what is overdue.
 
 Rows: invoices (not draft, not void) whose ``issue_date`` lies in ``[fromDate, toDate)``
-(a calendar date counts from its midnight in the organization's time zone). Settlement
+(a calendar date counts from the first instant of its local day in the organization's
+time zone, ``sql.local_day_start``: the earlier of two midnights, or the end of a gap). Settlement
 time is ``paid_at - issue_date`` for paid invoices and ``asOf - issue_date`` (days
 outstanding) for open ones (issued, part_paid); written-off invoices have none. An
 invoice is **overdue** when ``due_date`` is before ``asOf``'s date, ``balance_due > 0``
@@ -79,7 +80,7 @@ OVERDUE = (
 def _seconds(midnight: str) -> str:
     """Seconds to settle (paid) or outstanding so far (open); NULL when written off.
 
-    ``midnight`` is the epoch of the issue date's local midnight.
+    ``midnight`` is the epoch of the instant the issue date's local day begins.
     """
     return f"""CASE
     WHEN i.status = 'paid' THEN greatest(0, date_part('epoch', i.paid_at) - {midnight})
@@ -87,10 +88,10 @@ def _seconds(midnight: str) -> str:
     END"""
 
 
-# Local midnights of the window's days, converted once per day rather than once per row
+# Day starts of the window's days, converted once per day rather than once per row
 # (a time-zone conversion costs more than the rest of a row's work).
-_MIDNIGHTS = """JOIN (
-    SELECT d::date AS day, date_part('epoch', d AT TIME ZONE %(tz)s) AS epoch
+_MIDNIGHTS = f"""JOIN (
+    SELECT d::date AS day, {local_midnight_epoch("d")} AS epoch
     FROM generate_series(
         coalesce(%(first_day)s::date,
                  (SELECT min(issue_date) FROM invoices WHERE organization_id = %(org)s))::timestamp,

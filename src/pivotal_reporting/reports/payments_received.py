@@ -43,6 +43,7 @@ from pivotal_reporting.reports.sql import (
     Conditions,
     formula_safe,
     iso_utc,
+    local_month,
     money_buckets,
 )
 
@@ -88,30 +89,16 @@ def _conditions(ctx: ReportContext, filters: PaymentsReceivedFilters) -> Conditi
 
 _ROWS = "FROM payments p WHERE p.organization_id = %(org)s AND p.status = 'completed'"
 
-# Local month starts of the window, converted once (a time-zone conversion per row
-# costs more than the rest of the row's work); a row's month is then a binary search.
-_MONTH_STARTS = """
-WITH months AS MATERIALIZED (
-    SELECT array_agg(m AT TIME ZONE %(tz)s ORDER BY m) AS starts
-    FROM generate_series(
-        date_trunc('month', coalesce(%(from_date)s::timestamptz, (SELECT min(paid_at) FROM payments
-            WHERE organization_id = %(org)s AND status = 'completed')) AT TIME ZONE %(tz)s),
-        coalesce(%(to_date)s::timestamptz, (SELECT max(paid_at) FROM payments
-            WHERE organization_id = %(org)s AND status = 'completed')) AT TIME ZONE %(tz)s,
-        interval '1 month') AS m
-)"""
-
-# One hash aggregate on (month, currency, method, amount bucket): a few hundred groups
-# from which every count and sum is added up in Python.
-_TOTALS_SQL = f"""{_MONTH_STARTS}
-SELECT to_char((SELECT starts FROM months)[k] AT TIME ZONE %(tz)s, 'YYYY-MM') AS month,
-       currency, method, bucket, n, amount
-FROM (SELECT width_bucket(p.paid_at, (SELECT starts FROM months)) AS k, p.currency, p.method,
-             width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
-                 AS bucket,
-             count(*) AS n, sum(p.amount) AS amount
-      {_ROWS} {{conditions}}
-      GROUP BY 1, 2, 3, 4) AS g
+# One hash aggregate on (local month, currency, method, amount bucket): a few hundred
+# groups from which every count and sum is added up in Python. A payment's month is the
+# month of its local date (sql.local_month), as in the export and the rollups.
+_TOTALS_SQL = f"""
+SELECT {local_month("p.paid_at")} AS month, p.currency, p.method,
+       width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
+           AS bucket,
+       count(*) AS n, sum(p.amount) AS amount
+{_ROWS} {{conditions}}
+GROUP BY 1, 2, 3, 4
 """
 
 _BY_CUSTOMER_SQL = f"""
@@ -136,16 +123,8 @@ EXPORT_COLUMNS = (
     "paid_month",
 )
 
-# The local month a payment counts in, as the months of _MONTH_STARTS bound it: its
-# wall-clock month, unless a local midnight that is ambiguous or skipped (a DST change at
-# midnight) puts the month's first instant after or before it.
-_WALL_MONTH = "date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)"
-_LOCAL_MONTH = f"""CASE
-               WHEN p.paid_at < ({_WALL_MONTH} AT TIME ZONE %(tz)s)
-                   THEN ({_WALL_MONTH} - interval '1 month')::date
-               WHEN p.paid_at >= (({_WALL_MONTH} + interval '1 month') AT TIME ZONE %(tz)s)
-                   THEN ({_WALL_MONTH} + interval '1 month')::date
-               ELSE {_WALL_MONTH}::date END"""
+# The first day of a payment's local month (sql.local_month), for ``day1``.
+_LOCAL_MONTH = "date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)::date"
 
 _RANGE_ROWS = """FROM {ranges} AS r
 JOIN payments p ON p.organization_id = %(org)s AND p.paid_at >= r.lo AND p.paid_at < r.hi
@@ -161,7 +140,7 @@ ROLLUP = Rollup(
             "totals",
             ("day1", "key1", "key2", "bin", "n", "amount"),
             f"""
-    SELECT r.period, coalesce(r.month, {_LOCAL_MONTH}) AS day1,
+    SELECT r.period, {_LOCAL_MONTH} AS day1,
            p.currency AS key1, p.method AS key2,
            width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
                AS bin,
@@ -218,7 +197,7 @@ SELECT {formula_safe("p.id")} AS payment_id, {formula_safe("p.reference")} AS re
        {formula_safe("p.invoice_id")} AS invoice_id, {formula_safe("i.invoice_number")} AS invoice_number,
        {formula_safe("p.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
        p.method, p.status, p.currency, p.amount, {iso_utc("p.paid_at")} AS paid_at,
-       to_char(p.paid_at AT TIME ZONE %(tz)s, 'YYYY-MM') AS paid_month
+       {local_month("p.paid_at")} AS paid_month
 FROM payments p
 JOIN customers c ON c.organization_id = p.organization_id AND c.id = p.customer_id
 LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoice_id

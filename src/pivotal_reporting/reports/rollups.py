@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pivotal_reporting.db import Database
 from pivotal_reporting.reports.base import ReportContext, fetch_all
+from pivotal_reporting.reports.sql import local_day_start
 
 GRAINS = ("month", "day")
 # Raw ranges a request may read per facet (the window's two edges and two runs of
@@ -118,8 +119,12 @@ class Rollup:
 
     @property
     def definition(self) -> str:
-        """A digest of the facets: a period built by other facet SQL is never fresh."""
-        text = repr([(f.name, f.columns, f.sql, f.daily) for f in self.facets])
+        """A digest of the facets and the period bounds: a period built by other facet
+        SQL, or over other instants, is never fresh."""
+        text = repr(
+            [(f.name, f.columns, f.sql, f.daily) for f in self.facets]
+            + [self._period_range("p", "interval '1 day'")]  # how a period's rows are found
+        )
         return hashlib.sha256(f"{self.report_type}:{text}".encode()).hexdigest()[:16]
 
     @property
@@ -128,11 +133,8 @@ class Rollup:
 
     def _period_range(self, period: str, step: str) -> str:
         """``lo, hi`` of a local period: its midnights (instants) or its first days."""
-        if self.instant:
-            return (
-                f"({period})::timestamp AT TIME ZONE %(tz)s, "
-                f"(({period}) + {step})::timestamp AT TIME ZONE %(tz)s"
-            )
+        if self.instant:  # the instants the local days begin (sql.local_day_start)
+            return f"{local_day_start(period)}, {local_day_start(f'({period}) + {step}')}"
         return f"({period}), (({period}) + {step})::date"
 
     def _request_range(self, slot: str) -> str:

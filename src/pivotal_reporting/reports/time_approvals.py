@@ -1,7 +1,8 @@
 """time_approvals: hours by status, how fast timesheets are approved, what is waiting.
 
 Rows: time entries whose ``work_date`` lies in ``[fromDate, toDate)`` (a calendar date
-counts from its midnight in the organization's time zone). Approval latency is
+counts from the first instant of its local day in the organization's time zone,
+``sql.local_day_start``). Approval latency is
 ``approved_at - submitted_at`` of approved entries; a pending approval is a submitted
 entry, its age ``now - submitted_at``. Served by
 ``ix_time_entries_organization_id_work_date`` (0004) and, when only the window is
