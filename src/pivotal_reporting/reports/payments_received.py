@@ -47,7 +47,8 @@ from pivotal_reporting.reports.sql import (
     money_buckets,
 )
 
-BUCKETS = money_buckets((0, 1000), (1001, 5000), (5001, 10000), (10001, 25000), (25001, 50000))
+AMOUNT_RANGES = ((0, 1000), (1001, 5000), (5001, 10000), (10001, 25000), (25001, 50000))
+BUCKETS = money_buckets(*AMOUNT_RANGES)  # bounds for SQL; labels per currency in summaries
 PaymentMethod = Literal["bank_transfer", "credit_card", "check", "cash", "other"]
 
 
@@ -62,14 +63,27 @@ class PaymentsReceivedFilters(ReportFilters):
 class PaymentsReceivedSummary(CamelModel):
     """Completed payments with ``paid_at`` in the window."""
 
-    total_payments: int = Field(description="All currencies.")
-    total_amount: Money = Field(description="Sum in `currency`.")
-    average_amount: Money | None = Field(description="Mean in `currency`; null when none.")
-    currency: str = Field(description="Currency of the headline amounts and distribution.")
+    total_payments: int = Field(
+        description="All currencies (as are the breakdowns by method, month and customer)."
+    )
+    total_amount: Money = Field(description="Sum in `amountCurrency` only.")
+    average_amount: Money | None = Field(
+        description="Mean in `amountCurrency` only; null when none."
+    )
+    currency: str = Field(description="Same as `amountCurrency` (kept for compatibility).")
+    amount_currency: str = Field(
+        description="The one currency totalAmount, averageAmount and amountDistribution "
+        "cover: the `currency` filter, else the organization's base currency."
+    )
+    payments_in_amount_currency: int = Field(
+        description="How many of totalPayments the amounts cover (those in `amountCurrency`)."
+    )
     payments_by_method: dict[str, int]
     payments_by_month: dict[str, int] = Field(description="YYYY-MM in the org's time zone.")
     payments_by_customer: dict[str, int] = Field(description="By customer name.")
-    amount_distribution: list[DistributionBucket] = Field(description="Payments in `currency`.")
+    amount_distribution: list[DistributionBucket] = Field(
+        description="Payments in `amountCurrency` only; labels name that currency."
+    )
     totals_by_currency: dict[str, CurrencyTotal]
 
 
@@ -247,11 +261,13 @@ class PaymentsReceivedReport(Report):
             total_amount=amount,
             average_amount=money(amount / count) if count else None,
             currency=report_currency,
+            amount_currency=report_currency,
+            payments_in_amount_currency=count,
             payments_by_method=_count_by(groups, "method"),
             payments_by_month=dict(sorted(_count_by(groups, "month").items())),
             payments_by_customer={row["key"]: row["n"] for row in customers},
             amount_distribution=distribution(
-                BUCKETS,
+                money_buckets(*AMOUNT_RANGES, currency=report_currency),
                 [sum(g["n"] for g in in_currency if g["bucket"] == i) for i in range(len(BUCKETS))],
             ),
             totals_by_currency=_currency_totals(groups),

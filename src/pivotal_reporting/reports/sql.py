@@ -63,14 +63,22 @@ def day_buckets(*ranges: tuple[int, int]) -> tuple[Bucket, ...]:
     return (*buckets, Bucket(f"{last}+ days", Decimal(last), None))
 
 
-def money_buckets(*ranges: tuple[int, int]) -> tuple[Bucket, ...]:
-    """Buckets on whole currency units (``floor(amount)``) + an open-ended last."""
+def money_buckets(*ranges: tuple[int, int], currency: str = "USD") -> tuple[Bucket, ...]:
+    """Buckets on whole currency units (``floor(amount)``) + an open-ended last, labelled
+    in ``currency``: ``"$0-$1,000"`` in US dollars (the published labels), otherwise
+    the ISO 4217 code before the range, ``"EUR 0-1,000"``, ``"EUR 50,001+"``."""
+
+    def label(low: int, high: int | None) -> str:
+        if currency == "USD":
+            return f"${low:,}-${high:,}" if high is not None else f"${low:,}+"
+        return f"{currency} {low:,}-{high:,}" if high is not None else f"{currency} {low:,}+"
+
     buckets = [
-        Bucket(f"${low:,}-${high:,}", Decimal(low) if i else None, Decimal(high + 1))
+        Bucket(label(low, high), Decimal(low) if i else None, Decimal(high + 1))
         for i, (low, high) in enumerate(ranges)
     ]
     last = ranges[-1][1] + 1
-    return (*buckets, Bucket(f"${last:,}+", Decimal(last), None))
+    return (*buckets, Bucket(label(last, None), Decimal(last), None))
 
 
 def bucket_counts(
