@@ -146,14 +146,15 @@ def local_day_start(date_expression: str, timezone: str = "%(tz)s") -> str:
     earlier: when it is earlier and its local date is ``d`` (or later), the day began
     then.
     """
-    return f"""(SELECT CASE WHEN k.early < k.late AND (k.early AT TIME ZONE {timezone})::date >= k.day
-             THEN k.early ELSE k.late END
- FROM (SELECT j.day, j.late,
-              (j.day::timestamp - ((j.late - interval '24 hours') AT TIME ZONE {timezone}
-                                   - (j.late - interval '24 hours') AT TIME ZONE 'UTC'))
+    return f"""(SELECT CASE WHEN ld_k.early < ld_k.late
+                  AND (ld_k.early AT TIME ZONE {timezone})::date >= ld_k.day
+             THEN ld_k.early ELSE ld_k.late END
+ FROM (SELECT ld_j.day, ld_j.late,
+              (ld_j.day::timestamp - ((ld_j.late - interval '24 hours') AT TIME ZONE {timezone}
+                                      - (ld_j.late - interval '24 hours') AT TIME ZONE 'UTC'))
                   AT TIME ZONE 'UTC' AS early
-       FROM (SELECT d.day, d.day::timestamp AT TIME ZONE {timezone} AS late
-             FROM (SELECT ({date_expression})::date AS day) AS d) AS j) AS k)"""
+       FROM (SELECT ld_d.day, ld_d.day::timestamp AT TIME ZONE {timezone} AS late
+             FROM (SELECT ({date_expression})::date AS day) AS ld_d) AS ld_j) AS ld_k)"""
 
 
 def local_midnight_epoch(date_expression: str) -> str:
