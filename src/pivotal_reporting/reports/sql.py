@@ -193,12 +193,15 @@ def first_date_from(instant: datetime, timezone: str) -> date:
     A calendar date ``d`` is inside ``[fromDate, toDate)`` when its day start
     (``day_start``) is, so ``first_date_from(fromDate) <= d < first_date_from(toDate)``.
     """
-    local = instant.astimezone(ZoneInfo(timezone)).date()
+    local = instant.astimezone(ZoneInfo(timezone))
     # Start a little before: a date the calendar skipped begins with the next one, and a
     # clock set back over midnight can show the previous date after a day has begun.
-    day = max(local, date.min + timedelta(days=2)) - timedelta(days=2)
-    while day < date.max and day_start(day, timezone) < instant:
-        day += timedelta(days=1)
+    day = max(local.date(), date.min + timedelta(days=2)) - timedelta(days=2)
+    try:
+        while day < date.max and day_start(day, timezone) < instant:
+            day += timedelta(days=1)
+    except OverflowError:  # at the ends of the calendar, where no clock ever moved
+        return local.date() + timedelta(days=0 if local.time() == time(0) else 1)
     return day
 
 
