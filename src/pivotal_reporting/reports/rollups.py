@@ -203,6 +203,8 @@ class Rollup:
                   WHERE rp.organization_id = %(org)s AND rp.report_type = %(report)s
                     AND rp.timezone = %(tz)s AND rp.definition = %(definition)s
                     AND rp.names_version = {_NAMES_VERSION}
+                    -- a cheap bound first: a day start costs a few time-zone conversions
+                    AND rp.period BETWEEN %(low_day)s::date - 3 AND %(high_day)s::date + 2
                     AND NOT EXISTS (
                         SELECT 1 FROM rollup_changes c
                         WHERE c.organization_id = rp.organization_id
@@ -220,6 +222,9 @@ class Rollup:
                 "definition": self.definition,
                 "low": low,
                 "high": high,
+                # UTC dates of the ends: a local date is within a day of its UTC date.
+                "low_day": _utc_date(low),
+                "high_day": _utc_date(high),
             },
         )
         months, gaps = _cover([(low, high)], [p for p in fresh if p["grain"] == "month"])
@@ -361,6 +366,10 @@ class Rollup:
             """,
             grain_params,
         )
+
+
+def _utc_date(value: datetime | date) -> date:
+    return value.astimezone(UTC).date() if isinstance(value, datetime) else value
 
 
 def _cover(
