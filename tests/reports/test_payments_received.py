@@ -105,7 +105,16 @@ def test_currency_and_method_filters(client: httpx.Client, tenant: Tenant, db: S
     assert euros["currency"] == "EUR"
     assert euros["totalAmount"] == euros["averageAmount"] == Decimal("200.00")
     assert euros["totalsByCurrency"] == {"EUR": {"count": 1, "amount": Decimal("200.00")}}
-    check_distribution(euros["amountDistribution"], LABELS, [1, 0, 0, 0, 0, 0])
+    # Labelled in the currency the amounts are in (issue 13: "$" for EUR was wrong).
+    eur_labels = (
+        "EUR 0-1,000",
+        "EUR 1,001-5,000",
+        "EUR 5,001-10,000",
+        "EUR 10,001-25,000",
+        "EUR 25,001-50,000",
+        "EUR 50,001+",
+    )
+    check_distribution(euros["amountDistribution"], eur_labels, [1, 0, 0, 0, 0, 0])
 
     checks = ok_summary(client, tenant, PATH, method="check", **WINDOW)
     assert checks["totalPayments"] == 1

@@ -156,6 +156,18 @@ def median_ranks(count: int) -> tuple[int, int]:
     return (count + 1) // 2, count // 2 + 1
 
 
+def split_negative(rows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """Bin rows without the durations below zero, and how many those are.
+
+    A negative duration (e.g. approved before submitted, paid before the issue date
+    began) is not clamped to zero: it is left out of the duration figures and counted,
+    so a summary can show it (bins below zero hold exactly the negative values).
+    """
+    kept = [r for r in rows if r["bin"] is None or int(r["bin"]) >= 0]
+    negative = sum(int(r["n"] or 0) for r in rows if r["bin"] is not None and int(r["bin"]) < 0)
+    return kept, negative
+
+
 def bin_sql(seconds: str, width: int) -> str:
     """The bin index of a seconds expression (NULL stays NULL)."""
     return f"floor(({seconds}) / {width})::int"

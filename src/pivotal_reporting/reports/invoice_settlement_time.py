@@ -1,9 +1,12 @@
 """invoice_settlement_time: how long invoices take to be paid, and what is overdue.
 
 Rows: invoices (not draft, not void) whose ``issue_date`` lies in ``[fromDate, toDate)``
-(a calendar date counts from its midnight in the organization's time zone). Settlement
-time is ``paid_at - issue_date`` for paid invoices and ``asOf - issue_date`` (days
-outstanding) for open ones (issued, part_paid); written-off invoices have none. An
+(a calendar date counts from the first instant of its local day in the organization's
+time zone, ``sql.local_day_start``: the earlier of two midnights, or the end of a gap).
+Settlement time is ``paid_at - issue_date`` for paid invoices and ``asOf - issue_date``
+(days outstanding) for open ones (issued, part_paid), from the instant the issue date
+began; written-off invoices have none. A negative one is left out of the settlement-time
+figures and counted in ``negativeSettlementTimes`` (the export shows it as it is). An
 invoice is **overdue** when ``due_date`` is before ``asOf``'s date, ``balance_due > 0``
 and it is not paid, void or written off. Served by
 ``ix_invoices_organization_id_issue_date`` (0004) and, when only the window (and
@@ -41,6 +44,7 @@ from pivotal_reporting.reports.histogram import (
     bin_sql,
     category_counts,
     histogram_columns,
+    split_negative,
 )
 from pivotal_reporting.reports.rollups import Facet, Rollup, count_by_customer_name
 from pivotal_reporting.reports.schemas import (
@@ -78,19 +82,21 @@ OVERDUE = (
 
 def _seconds(midnight: str) -> str:
     """Seconds to settle (paid) or outstanding so far (open); NULL when written off.
+    Negative (paid, or ``asOf``, before the issue date began) as it is: the summary
+    leaves those out of its settlement-time figures and counts them.
 
-    ``midnight`` is the epoch of the issue date's local midnight.
+    ``midnight`` is the epoch of the instant the issue date's local day begins.
     """
     return f"""CASE
-    WHEN i.status = 'paid' THEN greatest(0, date_part('epoch', i.paid_at) - {midnight})
-    WHEN i.status IN ('issued', 'part_paid') THEN greatest(0, %(as_of_epoch)s - {midnight})
+    WHEN i.status = 'paid' THEN date_part('epoch', i.paid_at) - {midnight}
+    WHEN i.status IN ('issued', 'part_paid') THEN %(as_of_epoch)s - {midnight}
     END"""
 
 
-# Local midnights of the window's days, converted once per day rather than once per row
+# Day starts of the window's days, converted once per day rather than once per row
 # (a time-zone conversion costs more than the rest of a row's work).
-_MIDNIGHTS = """JOIN (
-    SELECT d::date AS day, date_part('epoch', d AT TIME ZONE %(tz)s) AS epoch
+_MIDNIGHTS = f"""JOIN (
+    SELECT d::date AS day, {local_midnight_epoch("d")} AS epoch
     FROM generate_series(
         coalesce(%(first_day)s::date,
                  (SELECT min(issue_date) FROM invoices WHERE organization_id = %(org)s))::timestamp,
@@ -123,9 +129,22 @@ class InvoiceSettlementTimeSummary(CamelModel):
     median_settlement_time_days: Days | None = Field(description="percentile_cont(0.5), days.")
     min_settlement_time_days: Days | None
     max_settlement_time_days: Days | None
+    negative_settlement_times: int = Field(
+        description="Invoices paid before their issue date began, or open ones issued "
+        "after `asOf`: left out of every settlement-time figure (never counted as zero)."
+    )
     overdue_invoices: int = Field(description="All currencies.")
-    overdue_amount: Money = Field(description="Sum of balance_due of overdue ones, in `currency`.")
-    currency: str = Field(description="Currency of overdueAmount.")
+    overdue_amount: Money = Field(
+        description="Sum of balance_due of the overdue ones in `amountCurrency` only."
+    )
+    currency: str = Field(description="Same as `amountCurrency` (kept for compatibility).")
+    amount_currency: str = Field(
+        description="The one currency overdueAmount covers: the `currency` filter, else "
+        "the organization's base currency. Counts cover every currency."
+    )
+    overdue_invoices_in_amount_currency: int = Field(
+        description="How many of overdueInvoices overdueAmount covers (those in `amountCurrency`)."
+    )
     as_of: datetime = Field(description="The instant days outstanding and overdue refer to.")
     invoices_by_status: dict[str, int] = Field(
         description='Stored status, except "overdue" for overdue ones; adds up to the total.'
@@ -210,6 +229,13 @@ GROUP BY c.name
 ORDER BY 1, 2
 """
 
+# The day starts (epochs) of the issue dates in use, once per date rather than once per
+# row (the local-day rule costs a few time-zone conversions).
+_DAY_STARTS = f"""
+    SELECT d.day, {local_midnight_epoch("d.day")} AS epoch
+    FROM {{ranges}} (SELECT DISTINCT issue_date AS day FROM invoices
+          WHERE organization_id = %(org)s {{bounds}}) AS d"""
+
 _RANGE_ROWS = """FROM {ranges} AS r
 JOIN invoices i ON i.organization_id = %(org)s AND i.issue_date >= r.lo AND i.issue_date < r.hi
  AND i.status NOT IN ('draft', 'void')"""
@@ -225,12 +251,12 @@ ROLLUP = Rollup(
             "paid",
             ("key1", "bin", "n", "total", "low", "high", "amount"),
             f"""
+    WITH starts AS MATERIALIZED ({_DAY_STARTS.format(bounds="AND issue_date >= rr.lo AND issue_date < rr.hi", ranges="{ranges} AS rr, LATERAL")})
     SELECT period, currency AS key1, {bin_sql("s", DAY_TENTHS_BIN)} AS bin,
            {histogram_columns("s")}, sum(total_amount) AS amount
-    FROM (SELECT r.period, i.currency, i.total_amount,
-                 greatest(0, date_part('epoch', i.paid_at)
-                             - {local_midnight_epoch("i.issue_date")}) AS s
-          {_RANGE_ROWS} AND i.status = 'paid') AS paid
+    FROM (SELECT r.period, i.currency, i.total_amount, date_part('epoch', i.paid_at) - m.epoch AS s
+          {_RANGE_ROWS} AND i.status = 'paid'
+          JOIN starts m ON m.day = i.issue_date) AS paid
     GROUP BY 1, 2, 3""",
         ),
         Facet(
@@ -283,7 +309,7 @@ WITH unpaid_groups AS MATERIALIZED ({ROLLUP.rows("unpaid", _UNPAID_WANTED)}
 ), outstanding AS (
     SELECT *,
            CASE WHEN status IN {_OPEN} THEN
-               greatest(0, %(as_of_epoch)s - {local_midnight_epoch("day1")}) END AS s,
+               %(as_of_epoch)s - {local_midnight_epoch("day1")} END AS s,
            (status IN {_OPEN} AND day2 < %(as_of_date)s AND flag) AS late
     FROM unpaid
 )
@@ -359,12 +385,14 @@ EXPORT_COLUMNS = (
 CLOSED_TEXT_COLUMNS = frozenset({"status", "currency", "paid_at"})
 
 _EXPORT_SQL = f"""
+WITH starts AS MATERIALIZED ({_DAY_STARTS.format(bounds="", ranges="")})
 SELECT i.id AS invoice_id, i.invoice_number AS invoice_number,
        i.customer_id AS customer_id, c.name AS customer_name,
        i.status, {OVERDUE} AS overdue, i.currency, i.total_amount, i.amount_paid, i.balance_due,
        i.issue_date, i.due_date, {iso_utc("i.paid_at")} AS paid_at,
-       {rounded(_seconds(local_midnight_epoch("i.issue_date")), divisor=SECONDS_PER_DAY, places=4)} AS settlement_time_days
+       {rounded(_seconds("m.epoch"), divisor=SECONDS_PER_DAY, places=4)} AS settlement_time_days
 FROM invoices i
+JOIN starts m ON m.day = i.issue_date
 JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_id
 WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void') {{conditions}}
 ORDER BY i.issue_date, i.id
@@ -403,7 +431,8 @@ class InvoiceSettlementTimeReport(Report):
         else:
             bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), params)
             groups = await fetch_all(session, _GROUPS_SQL.format(conditions=where.sql), params)
-        settlement = Histogram.from_rows(bins, DAY_TENTHS_BIN)
+        timed, negative = split_negative(bins)
+        settlement = Histogram.from_rows(timed, DAY_TENTHS_BIN)
         totals = category_counts(bins, ("rows", "overdue", *DISPLAYED_STATUSES))
         rows = {kind: [r for r in groups if r["kind"] == kind] for kind in _KINDS}
         return InvoiceSettlementTimeSummary(
@@ -412,11 +441,16 @@ class InvoiceSettlementTimeReport(Report):
             median_settlement_time_days=settlement.median(SECONDS_PER_DAY),
             min_settlement_time_days=settlement.minimum(SECONDS_PER_DAY),
             max_settlement_time_days=settlement.maximum(SECONDS_PER_DAY),
+            negative_settlement_times=negative,
             overdue_invoices=totals["overdue"],
             overdue_amount=money(
                 sum((r["overdue_amount"] or Decimal(0) for r in bins), Decimal(0))
             ),
             currency=report_currency,
+            amount_currency=report_currency,
+            overdue_invoices_in_amount_currency=sum(
+                row["n"] for row in rows["overdue"] if str(row["key"]).strip() == report_currency
+            ),
             as_of=_as_of(ctx, filters),
             invoices_by_status={s: totals[s] for s in DISPLAYED_STATUSES if totals[s]},
             invoices_by_customer={row["key"]: row["n"] for row in rows["customer"]},

@@ -42,11 +42,13 @@ from pivotal_reporting.reports.schemas import (
 from pivotal_reporting.reports.sql import (
     Conditions,
     iso_utc,
+    local_month,
     money_buckets,
 )
 from pivotal_reporting.validation import Id
 
-BUCKETS = money_buckets((0, 1000), (1001, 5000), (5001, 10000), (10001, 25000), (25001, 50000))
+AMOUNT_RANGES = ((0, 1000), (1001, 5000), (5001, 10000), (10001, 25000), (25001, 50000))
+BUCKETS = money_buckets(*AMOUNT_RANGES)  # bounds for SQL; labels per currency in summaries
 PaymentMethod = Literal["bank_transfer", "credit_card", "check", "cash", "other"]
 
 
@@ -61,14 +63,27 @@ class PaymentsReceivedFilters(ReportFilters):
 class PaymentsReceivedSummary(CamelModel):
     """Completed payments with ``paid_at`` in the window."""
 
-    total_payments: int = Field(description="All currencies.")
-    total_amount: Money = Field(description="Sum in `currency`.")
-    average_amount: Money | None = Field(description="Mean in `currency`; null when none.")
-    currency: str = Field(description="Currency of the headline amounts and distribution.")
+    total_payments: int = Field(
+        description="All currencies (as are the breakdowns by method, month and customer)."
+    )
+    total_amount: Money = Field(description="Sum in `amountCurrency` only.")
+    average_amount: Money | None = Field(
+        description="Mean in `amountCurrency` only; null when none."
+    )
+    currency: str = Field(description="Same as `amountCurrency` (kept for compatibility).")
+    amount_currency: str = Field(
+        description="The one currency totalAmount, averageAmount and amountDistribution "
+        "cover: the `currency` filter, else the organization's base currency."
+    )
+    payments_in_amount_currency: int = Field(
+        description="How many of totalPayments the amounts cover (those in `amountCurrency`)."
+    )
     payments_by_method: dict[str, int]
     payments_by_month: dict[str, int] = Field(description="YYYY-MM in the org's time zone.")
     payments_by_customer: dict[str, int] = Field(description="By customer name.")
-    amount_distribution: list[DistributionBucket] = Field(description="Payments in `currency`.")
+    amount_distribution: list[DistributionBucket] = Field(
+        description="Payments in `amountCurrency` only; labels name that currency."
+    )
     totals_by_currency: dict[str, CurrencyTotal]
 
 
@@ -88,30 +103,16 @@ def _conditions(ctx: ReportContext, filters: PaymentsReceivedFilters) -> Conditi
 
 _ROWS = "FROM payments p WHERE p.organization_id = %(org)s AND p.status = 'completed'"
 
-# Local month starts of the window, converted once (a time-zone conversion per row
-# costs more than the rest of the row's work); a row's month is then a binary search.
-_MONTH_STARTS = """
-WITH months AS MATERIALIZED (
-    SELECT array_agg(m AT TIME ZONE %(tz)s ORDER BY m) AS starts
-    FROM generate_series(
-        date_trunc('month', coalesce(%(from_date)s::timestamptz, (SELECT min(paid_at) FROM payments
-            WHERE organization_id = %(org)s AND status = 'completed')) AT TIME ZONE %(tz)s),
-        coalesce(%(to_date)s::timestamptz, (SELECT max(paid_at) FROM payments
-            WHERE organization_id = %(org)s AND status = 'completed')) AT TIME ZONE %(tz)s,
-        interval '1 month') AS m
-)"""
-
-# One hash aggregate on (month, currency, method, amount bucket): a few hundred groups
-# from which every count and sum is added up in Python.
-_TOTALS_SQL = f"""{_MONTH_STARTS}
-SELECT to_char((SELECT starts FROM months)[k] AT TIME ZONE %(tz)s, 'YYYY-MM') AS month,
-       currency, method, bucket, n, amount
-FROM (SELECT width_bucket(p.paid_at, (SELECT starts FROM months)) AS k, p.currency, p.method,
-             width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
-                 AS bucket,
-             count(*) AS n, sum(p.amount) AS amount
-      {_ROWS} {{conditions}}
-      GROUP BY 1, 2, 3, 4) AS g
+# One hash aggregate on (local month, currency, method, amount bucket): a few hundred
+# groups from which every count and sum is added up in Python. A payment's month is the
+# month of its local date (sql.local_month), as in the export and the rollups.
+_TOTALS_SQL = f"""
+SELECT {local_month("p.paid_at")} AS month, p.currency, p.method,
+       width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
+           AS bucket,
+       count(*) AS n, sum(p.amount) AS amount
+{_ROWS} {{conditions}}
+GROUP BY 1, 2, 3, 4
 """
 
 _BY_CUSTOMER_SQL = f"""
@@ -136,16 +137,8 @@ EXPORT_COLUMNS = (
     "paid_month",
 )
 
-# The local month a payment counts in, as the months of _MONTH_STARTS bound it: its
-# wall-clock month, unless a local midnight that is ambiguous or skipped (a DST change at
-# midnight) puts the month's first instant after or before it.
-_WALL_MONTH = "date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)"
-_LOCAL_MONTH = f"""CASE
-               WHEN p.paid_at < ({_WALL_MONTH} AT TIME ZONE %(tz)s)
-                   THEN ({_WALL_MONTH} - interval '1 month')::date
-               WHEN p.paid_at >= (({_WALL_MONTH} + interval '1 month') AT TIME ZONE %(tz)s)
-                   THEN ({_WALL_MONTH} + interval '1 month')::date
-               ELSE {_WALL_MONTH}::date END"""
+# The first day of a payment's local month (sql.local_month), for ``day1``.
+_LOCAL_MONTH = "date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)::date"
 
 _RANGE_ROWS = """FROM {ranges} AS r
 JOIN payments p ON p.organization_id = %(org)s AND p.paid_at >= r.lo AND p.paid_at < r.hi
@@ -161,7 +154,7 @@ ROLLUP = Rollup(
             "totals",
             ("day1", "key1", "key2", "bin", "n", "amount"),
             f"""
-    SELECT r.period, coalesce(r.month, {_LOCAL_MONTH}) AS day1,
+    SELECT r.period, {_LOCAL_MONTH} AS day1,
            p.currency AS key1, p.method AS key2,
            width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
                AS bin,
@@ -221,7 +214,7 @@ SELECT p.id AS payment_id, p.reference AS reference,
        p.invoice_id AS invoice_id, i.invoice_number AS invoice_number,
        p.customer_id AS customer_id, c.name AS customer_name,
        p.method, p.status, p.currency, p.amount, {iso_utc("p.paid_at")} AS paid_at,
-       to_char(p.paid_at AT TIME ZONE %(tz)s, 'YYYY-MM') AS paid_month
+       {local_month("p.paid_at")} AS paid_month
 FROM payments p
 JOIN customers c ON c.organization_id = p.organization_id AND c.id = p.customer_id
 LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoice_id
@@ -271,11 +264,13 @@ class PaymentsReceivedReport(Report):
             total_amount=amount,
             average_amount=money(amount / count) if count else None,
             currency=report_currency,
+            amount_currency=report_currency,
+            payments_in_amount_currency=count,
             payments_by_method=_count_by(groups, "method"),
             payments_by_month=dict(sorted(_count_by(groups, "month").items())),
             payments_by_customer={row["key"]: row["n"] for row in customers},
             amount_distribution=distribution(
-                BUCKETS,
+                money_buckets(*AMOUNT_RANGES, currency=report_currency),
                 [sum(g["n"] for g in in_currency if g["bucket"] == i) for i in range(len(BUCKETS))],
             ),
             totals_by_currency=_currency_totals(groups),

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pivotal_reporting.db import Database
 from pivotal_reporting.reports.base import ReportContext, fetch_all
+from pivotal_reporting.reports.sql import local_day_start
 
 GRAINS = ("month", "day")
 # Raw ranges a request may read per facet (the window's two edges and two runs of
@@ -118,8 +119,12 @@ class Rollup:
 
     @property
     def definition(self) -> str:
-        """A digest of the facets: a period built by other facet SQL is never fresh."""
-        text = repr([(f.name, f.columns, f.sql, f.daily) for f in self.facets])
+        """A digest of the facets and the period bounds: a period built by other facet
+        SQL, or over other instants, is never fresh."""
+        text = repr(
+            [(f.name, f.columns, f.sql, f.daily) for f in self.facets]
+            + [self._period_range("p", "interval '1 day'")]  # how a period's rows are found
+        )
         return hashlib.sha256(f"{self.report_type}:{text}".encode()).hexdigest()[:16]
 
     @property
@@ -128,11 +133,8 @@ class Rollup:
 
     def _period_range(self, period: str, step: str) -> str:
         """``lo, hi`` of a local period: its midnights (instants) or its first days."""
-        if self.instant:
-            return (
-                f"({period})::timestamp AT TIME ZONE %(tz)s, "
-                f"(({period}) + {step})::timestamp AT TIME ZONE %(tz)s"
-            )
+        if self.instant:  # the instants the local days begin (sql.local_day_start)
+            return f"{local_day_start(period)}, {local_day_start(f'({period}) + {step}')}"
         return f"({period}), (({period}) + {step})::date"
 
     def _request_range(self, slot: str) -> str:
@@ -201,6 +203,8 @@ class Rollup:
                   WHERE rp.organization_id = %(org)s AND rp.report_type = %(report)s
                     AND rp.timezone = %(tz)s AND rp.definition = %(definition)s
                     AND rp.names_version = {_NAMES_VERSION}
+                    -- a cheap bound first: a day start costs a few time-zone conversions
+                    AND rp.period BETWEEN %(low_day)s::date - 3 AND %(high_day)s::date + 2
                     AND NOT EXISTS (
                         SELECT 1 FROM rollup_changes c
                         WHERE c.organization_id = rp.organization_id
@@ -218,6 +222,9 @@ class Rollup:
                 "definition": self.definition,
                 "low": low,
                 "high": high,
+                # UTC dates of the ends: a local date is within a day of its UTC date.
+                "low_day": _utc_date(low),
+                "high_day": _utc_date(high),
             },
         )
         months, gaps = _cover([(low, high)], [p for p in fresh if p["grain"] == "month"])
@@ -359,6 +366,10 @@ class Rollup:
             """,
             grain_params,
         )
+
+
+def _utc_date(value: datetime | date) -> date:
+    return value.astimezone(UTC).date() if isinstance(value, datetime) else value
 
 
 def _cover(

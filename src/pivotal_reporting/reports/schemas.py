@@ -41,7 +41,10 @@ _CENT = Decimal("0.01")
 class DistributionBucket(CamelModel):
     """One range of a distribution; the counts of a distribution add up to its total."""
 
-    range: str = Field(description='Label, e.g. "0-1 days" or "$1,001-$5,000".')
+    range: str = Field(
+        description='Label, e.g. "0-1 days"; amounts name their currency: "$1,001-$5,000" '
+        '(USD) or "EUR 1,001-5,000" (any other, by ISO 4217 code).'
+    )
     count: int
     percentage: Percentage
 

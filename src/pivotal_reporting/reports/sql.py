@@ -8,7 +8,7 @@ constants from the report modules; user input always travels as a bound paramete
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -65,14 +65,22 @@ def day_buckets(*ranges: tuple[int, int]) -> tuple[Bucket, ...]:
     return (*buckets, Bucket(f"{last}+ days", Decimal(last), None))
 
 
-def money_buckets(*ranges: tuple[int, int]) -> tuple[Bucket, ...]:
-    """Buckets on whole currency units (``floor(amount)``) + an open-ended last."""
+def money_buckets(*ranges: tuple[int, int], currency: str = "USD") -> tuple[Bucket, ...]:
+    """Buckets on whole currency units (``floor(amount)``) + an open-ended last, labelled
+    in ``currency``: ``"$0-$1,000"`` in US dollars (the published labels), otherwise
+    the ISO 4217 code before the range, ``"EUR 0-1,000"``, ``"EUR 50,001+"``."""
+
+    def label(low: int, high: int | None) -> str:
+        if currency == "USD":
+            return f"${low:,}-${high:,}" if high is not None else f"${low:,}+"
+        return f"{currency} {low:,}-{high:,}" if high is not None else f"{currency} {low:,}+"
+
     buckets = [
-        Bucket(f"${low:,}-${high:,}", Decimal(low) if i else None, Decimal(high + 1))
+        Bucket(label(low, high), Decimal(low) if i else None, Decimal(high + 1))
         for i, (low, high) in enumerate(ranges)
     ]
     last = ranges[-1][1] + 1
-    return (*buckets, Bucket(f"${last:,}+", Decimal(last), None))
+    return (*buckets, Bucket(label(last, None), Decimal(last), None))
 
 
 def bucket_counts(
@@ -125,24 +133,85 @@ def iso_utc(expression: str) -> str:
     return f"""to_char({expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
 
-def local_midnight_epoch(date_expression: str) -> str:
-    """Seconds since the epoch of a calendar date's midnight in the org's time zone.
+# Local days (DESIGN, "Round 2"): a local date's day begins at the FIRST instant whose
+# local date is that date (or later: a date the calendar skipped begins where the next
+# one does). On a day with two midnights that is the earlier one; on a day with none,
+# the first instant after the gap. ``d::timestamp AT TIME ZONE tz`` alone picks the
+# later of two midnights, so the helpers below start from it and step back when an
+# earlier instant of the same date exists. Which date holds an instant is always
+# ``(t AT TIME ZONE tz)::date`` (``local_month``). The summaries (rows and rollups) and
+# the exports use these helpers and nothing else for local days and months; tests
+# compare them to zoneinfo in every zone whose midnight has moved
+# (tests/reports/test_local_days.py).
 
-    Expects the ``tz`` parameter (an IANA name).
+
+def local_day_start(date_expression: str, timezone: str = "%(tz)s") -> str:
+    """SQL: the instant (timestamptz) a calendar date's local day begins.
+
+    ``timezone`` is a SQL expression (default: the ``tz`` parameter, an IANA name).
+    PostgreSQL reads ``d 00:00`` as the later instant when it happens twice, and with
+    the offset before the change when it never happens (which is the first instant
+    after the gap). The other candidate is ``d 00:00`` at the offset in force a day
+    earlier: when it is earlier and its local date is ``d`` (or later), the day began
+    then.
     """
-    return f"date_part('epoch', ({date_expression})::timestamp AT TIME ZONE %(tz)s)"
+    return f"""(SELECT CASE WHEN ld_k.early < ld_k.late
+                  AND (ld_k.early AT TIME ZONE {timezone})::date >= ld_k.day
+             THEN ld_k.early ELSE ld_k.late END
+ FROM (SELECT ld_j.day, ld_j.late,
+              (ld_j.day::timestamp - ((ld_j.late - interval '24 hours') AT TIME ZONE {timezone}
+                                      - (ld_j.late - interval '24 hours') AT TIME ZONE 'UTC'))
+                  AT TIME ZONE 'UTC' AS early
+       FROM (SELECT ld_d.day, ld_d.day::timestamp AT TIME ZONE {timezone} AS late
+             FROM (SELECT ({date_expression})::date AS day) AS ld_d) AS ld_j) AS ld_k)"""
+
+
+def local_midnight_epoch(date_expression: str) -> str:
+    """Seconds since the epoch of the instant a calendar date's local day begins.
+
+    Expects the ``tz`` parameter (an IANA name). See ``local_day_start``.
+    """
+    return f"date_part('epoch', {local_day_start(date_expression)})"
+
+
+def local_month(instant_expression: str) -> str:
+    """SQL: ``YYYY-MM`` of the local date of a timestamptz (the ``tz`` parameter)."""
+    return f"to_char({instant_expression} AT TIME ZONE %(tz)s, 'YYYY-MM')"
+
+
+def day_start(day: date, timezone: str) -> datetime:
+    """The instant (UTC) ``day``'s local day begins: ``local_day_start`` in Python.
+
+    ``fold=0`` is the earlier of two midnights, and in a gap the offset before it (the
+    first instant after the gap); ``fold=1`` the later, and in a gap the offset after
+    it (an instant before the gap, on the previous date). The earliest candidate whose
+    local date is ``day`` or later is the day's start.
+    """
+    zone = ZoneInfo(timezone)
+    candidates = []
+    for fold in (0, 1):
+        instant = datetime.combine(day, time(), tzinfo=zone).replace(fold=fold).astimezone(UTC)
+        if instant.astimezone(zone).date() >= day:
+            candidates.append(instant)
+    return min(candidates)
 
 
 def first_date_from(instant: datetime, timezone: str) -> date:
-    """The first calendar date (in ``timezone``) whose midnight is at or after ``instant``.
+    """The first calendar date whose local day begins at or after ``instant``.
 
-    A calendar date ``d`` is inside ``[fromDate, toDate)`` when its local midnight is, so
-    ``first_date_from(fromDate) <= d < first_date_from(toDate)``.
+    A calendar date ``d`` is inside ``[fromDate, toDate)`` when its day start
+    (``day_start``) is, so ``first_date_from(fromDate) <= d < first_date_from(toDate)``.
     """
     local = instant.astimezone(ZoneInfo(timezone))
-    if local.time() == time(0):
-        return local.date()
-    return local.date() + timedelta(days=1)
+    # Start a little before: a date the calendar skipped begins with the next one, and a
+    # clock set back over midnight can show the previous date after a day has begun.
+    day = max(local.date(), date.min + timedelta(days=2)) - timedelta(days=2)
+    try:
+        while day < date.max and day_start(day, timezone) < instant:
+            day += timedelta(days=1)
+    except OverflowError:  # at the ends of the calendar, where no clock ever moved
+        return local.date() + timedelta(days=0 if local.time() == time(0) else 1)
+    return day
 
 
 def local_date(instant: datetime, timezone: str) -> date:

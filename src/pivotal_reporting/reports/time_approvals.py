@@ -1,9 +1,11 @@
 """time_approvals: hours by status, how fast timesheets are approved, what is waiting.
 
 Rows: time entries whose ``work_date`` lies in ``[fromDate, toDate)`` (a calendar date
-counts from its midnight in the organization's time zone). Approval latency is
-``approved_at - submitted_at`` of approved entries; a pending approval is a submitted
-entry, its age ``now - submitted_at``. Served by
+counts from the first instant of its local day in the organization's time zone,
+``sql.local_day_start``). Approval latency is ``approved_at - submitted_at`` of
+approved entries (a negative one is left out of the approval-time figures and counted in
+``negativeApprovalTimes``); a pending approval is a submitted entry, its age
+``now - submitted_at``. Served by
 ``ix_time_entries_organization_id_work_date`` (0004) and, when only the window is
 filtered, by the rollups (rollups.py) with these facets:
 
@@ -38,6 +40,7 @@ from pivotal_reporting.reports.histogram import (
     bin_sql,
     histogram_columns,
     median_ranks,
+    split_negative,
 )
 from pivotal_reporting.reports.rollups import Facet, Rollup
 from pivotal_reporting.reports.schemas import (
@@ -83,7 +86,13 @@ class TimeApprovalsSummary(CamelModel):
     non_billable_hours: Hours
     entries_by_status: dict[str, int] = Field(description="draft, submitted, approved, rejected.")
     hours_by_status: dict[str, Hours]
-    approved_entries: int = Field(description="Entries with an approval latency.")
+    approved_entries: int = Field(
+        description="Approved entries in the approval-time figures (latency zero or more)."
+    )
+    negative_approval_times: int = Field(
+        description="Approved entries approved before they were submitted: left out of "
+        "every approval-time figure (never counted as zero)."
+    )
     average_approval_time_hours: Hours | None = Field(description="approved_at - submitted_at.")
     median_approval_time_hours: Hours | None = Field(description="percentile_cont(0.5).")
     min_approval_time_hours: Hours | None
@@ -130,7 +139,7 @@ SELECT {bin_sql("latency", HOUR_TENTHS_BIN)} AS bin, status, billable, {histogra
        count(*) AS entries, sum(hours) AS hours,
        sum(pending_age) AS pending_age, max(pending_age) AS oldest_pending
 FROM (SELECT t.status, t.hours, t.billable,
-             CASE WHEN t.status = 'approved' THEN greatest(0, {_LATENCY}) END AS latency,
+             CASE WHEN t.status = 'approved' THEN {_LATENCY} END AS latency,
              CASE WHEN t.status = 'submitted' THEN {_PENDING_AGE} END AS pending_age
       {_ROWS} {{conditions}} OFFSET 0) AS worked
 GROUP BY 1, 2, 3
@@ -175,7 +184,7 @@ def _latency_bins(facet: str, width: int, *, daily: bool) -> Facet:
         ("bin", "n", "total", "low", "high"),
         f"""
     SELECT period, {bin_sql("latency", width)} AS bin, {histogram_columns("latency")}
-    FROM (SELECT r.period, greatest(0, {_LATENCY}) AS latency
+    FROM (SELECT r.period, {_LATENCY} AS latency
           {_RANGE_ROWS} AND t.status = 'approved') AS approved
     WHERE latency IS NOT NULL
     GROUP BY 1, 2""",
@@ -308,14 +317,15 @@ class TimeApprovalsReport(Report):
     ) -> TimeApprovalsSummary:
         assert isinstance(filters, TimeApprovalsFilters)
         if self.reads_rollup(filters):
-            bins, groups, latency, medians = await _from_rollup(session, ctx, filters)
+            bins, groups, latency, medians, negative = await _from_rollup(session, ctx, filters)
         else:
             where = _conditions(ctx, filters)
             bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
             groups = await fetch_all(
                 session, _GROUPS_SQL.format(conditions=where.sql), where.params
             )
-            latency = Histogram.from_rows(bins, HOUR_TENTHS_BIN)
+            timed, negative = split_negative(bins)
+            latency = Histogram.from_rows(timed, HOUR_TENTHS_BIN)
             medians = (latency.median(SECONDS_PER_HOUR), latency.median(SECONDS_PER_DAY))
         hours = _hour_totals(bins)
         return TimeApprovalsSummary(
@@ -326,6 +336,7 @@ class TimeApprovalsReport(Report):
             entries_by_status={s: _entries(bins, s) for s in TIME_ENTRY_STATUSES},
             hours_by_status={s: hours[s] for s in TIME_ENTRY_STATUSES},
             approved_entries=latency.count,
+            negative_approval_times=negative,
             average_approval_time_hours=latency.average(SECONDS_PER_HOUR),
             median_approval_time_hours=medians[0],
             min_approval_time_hours=latency.minimum(SECONDS_PER_HOUR),
@@ -355,11 +366,12 @@ class TimeApprovalsReport(Report):
 
 async def _from_rollup(
     session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Histogram, tuple[Any, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Histogram, tuple[Any, Any], int]:
     """An unfiltered window from the rollup's fresh months and the other days' rows.
 
-    The hours rows, the groups rows, the hour-wide latency histogram and the medians
-    (hours, days) computed from the 0.05 h bins of the hours the median falls in.
+    The hours rows, the groups rows, the hour-wide latency histogram, the medians
+    (hours, days) computed from the 0.05 h bins of the hours the median falls in, and
+    the number of negative latencies (left out of the histogram).
     """
     from_day = first_date_from(filters.from_date, ctx.timezone) if filters.from_date else None
     to_day = first_date_from(filters.to_date, ctx.timezone) if filters.to_date else None
@@ -374,16 +386,16 @@ async def _from_rollup(
     }
     hours = await fetch_all(session, _ROLLUP_HOURS_SQL, params)
     groups = await fetch_all(session, _ROLLUP_GROUPS_SQL, params)
-    latency = Histogram.from_rows(
+    timed, negative = split_negative(
         await fetch_all(
             session,
             _ROLLUP_LATENCY_SQL.format(rows=ROLLUP.rows("latency", _APPROVED_WANTED)),
             params,
-        ),
-        COARSE_BIN,
+        )
     )
+    latency = Histogram.from_rows(timed, COARSE_BIN)
     if not latency.count:
-        return hours, groups, latency, (None, None)
+        return hours, groups, latency, (None, None), negative
     ranks = median_ranks(latency.count)
     first, last, below = latency.rank_span(ranks)
     ratio = COARSE_BIN // HOUR_TENTHS_BIN
@@ -402,7 +414,7 @@ async def _from_rollup(
         fine.median_of_ranks(fine_ranks, SECONDS_PER_HOUR),
         fine.median_of_ranks(fine_ranks, SECONDS_PER_DAY),
     )
-    return hours, groups, latency, medians
+    return hours, groups, latency, medians, negative
 
 
 def _hour_totals(bins: list[dict[str, Any]]) -> dict[str, Decimal]:
