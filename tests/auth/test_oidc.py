@@ -22,8 +22,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.app import create_app
+from pivotal_reporting.auth.oidc import oidc_user_id
 from pivotal_reporting.auth.principal import EXPORT_REPORTS, VIEW_AUDIT_LOGS, VIEW_REPORTS
-from pivotal_reporting.auth.provisioning import oidc_user_id
 from pivotal_reporting.auth.tokens import mint_token
 from pivotal_reporting.config import Settings
 from tests.auth.oidc_servers import KeyServer, MockProvider, SigningKey
@@ -396,3 +396,31 @@ def test_email_of_another_user_is_not_taken_over(
     users, events = provisioned(owner_engine, org.id)
     assert len(users) == 1
     assert len(events) == 1
+
+
+def test_rate_limit_budget_is_per_provider_user(
+    settings: Settings, key_server: KeyServer, db: Session
+) -> None:
+    """Two provider users behind one address have a budget each (not the address's)."""
+    org = create_organization(db)
+    key = SigningKey.rsa(unique("kid"))
+    key_server.published = [key]
+    app = create_app(
+        oidc_settings(
+            settings,
+            key_server.issuer,
+            rate_limit_per_minute=3,
+            oidc_org_claim="tenant.id",
+            oidc_roles_claim="realm_access.roles",
+        )
+    )
+    first, second = (
+        key_server.sign(key, audience=CLIENT_ID, sub=unique("k"), claims=_claims(org.id, []))
+        for _ in range(2)
+    )
+    with ServerThread(app) as server, httpx.Client(base_url=server.base_url) as http:
+        statuses = [http.get("/v1/me", headers=bearer(first)).status_code for _ in range(4)]
+        other = http.get("/v1/me", headers=bearer(second))
+    assert statuses == [200, 200, 200, 429]
+    assert other.status_code == 200
+    assert other.headers["RateLimit"].startswith('"per-user";r=2;')

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -22,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.audit.service import record_event
-from pivotal_reporting.auth.oidc import OidcIdentity
+from pivotal_reporting.auth.oidc import OidcIdentity, oidc_user_id
 from pivotal_reporting.auth.principal import Principal, load_principal
 from pivotal_reporting.auth.tokens import TokenClaims
 from pivotal_reporting.db import Database
@@ -44,11 +43,6 @@ _INSERT_USER = text(
 _USER_EXISTS = text("SELECT 1 FROM users WHERE id = :id")
 
 _unmapped_roles_logged: set[str] = set()
-
-
-def oidc_user_id(issuer: str, subject: str) -> str:
-    digest = hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()
-    return f"oidc_{digest[:32]}"
 
 
 def permissions_for(roles: Iterable[str], mapping: Mapping[str, list[str]]) -> frozenset[str]:
