@@ -116,6 +116,22 @@ class Settings(BaseSettings):
     oidc_http_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Timeout of each request to the provider."
     )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="The dashboard's client id at the provider (default: the audience).",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The dashboard's client secret (unset: a public client, PKCE only).",
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile", description="Scopes the dashboard sign-in asks for."
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="The dashboard's callback URL registered at the provider "
+        "(default: <this request's origin><public_base_path>/oidc/callback).",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -47,6 +48,7 @@ class OidcIdentity:
     roles: tuple[str, ...]
     email: str | None
     name: str | None
+    expires_at: datetime
 
 
 def oidc_user_id(issuer: str, subject: str) -> str:
@@ -98,8 +100,15 @@ class ProviderKeys:
         self._min_refresh = settings.oidc_jwks_min_refresh_seconds
         self._timeout = settings.oidc_http_timeout_seconds
         self._keys: dict[str | None, jwt.PyJWK] | None = None
+        self._metadata: dict[str, Any] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+
+    async def metadata(self) -> dict[str, Any]:
+        """The provider's discovery document (fetched with the keys, as often)."""
+        if self._keys is None or time.monotonic() - self._fetched_at > self._ttl:
+            await self._refresh(stale_after=self._ttl)
+        return self._metadata
 
     async def key_for(self, kid: str | None) -> jwt.PyJWK:
         """The key named ``kid`` (a token without ``kid``: the provider's only key)."""
@@ -128,7 +137,7 @@ class ProviderKeys:
             if time.monotonic() - self._fetched_at < stale_after and self._keys is not None:
                 return  # another request refreshed while we waited
             try:
-                keys = await self._fetch()
+                metadata, keys = await self._fetch()
             except (httpx.HTTPError, ValueError) as exc:
                 if self._keys is None:
                     log.error("cannot fetch the OIDC provider's keys: %s", exc)
@@ -139,10 +148,10 @@ class ProviderKeys:
                 )
                 self._fetched_at = time.monotonic() - self._ttl + self._min_refresh
                 return
-            self._keys = keys
+            self._keys, self._metadata = keys, metadata
             self._fetched_at = time.monotonic()
 
-    async def _fetch(self) -> dict[str | None, jwt.PyJWK]:
+    async def _fetch(self) -> tuple[dict[str, Any], dict[str | None, jwt.PyJWK]]:
         async with httpx.AsyncClient(timeout=self._timeout) as http:
             response = await http.get(self._issuer.rstrip("/") + DISCOVERY_PATH)
             response.raise_for_status()
@@ -173,7 +182,7 @@ class ProviderKeys:
             if key.algorithm_name in ACCEPTED_ALGORITHMS:
                 keys[entry.get("kid")] = key
         log.info("fetched %d signing keys of the OIDC provider %s", len(keys), self._issuer)
-        return keys
+        return discovery, keys
 
 
 class OidcVerifier:
@@ -187,7 +196,10 @@ class OidcVerifier:
         self.audience = settings.oidc_audience
         self.keys = ProviderKeys(settings)
 
-    async def verify(self, token: str) -> OidcIdentity:
+    async def verify(
+        self, token: str, *, audience: str | None = None, nonce: str | None = None
+    ) -> OidcIdentity:
+        """Verify ``token`` for ``audience`` (default: the API's); ``nonce``: an ID token's."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -207,7 +219,7 @@ class OidcVerifier:
                 token,
                 key,
                 algorithms=[algorithm],
-                audience=self.audience,
+                audience=audience or self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
@@ -216,6 +228,8 @@ class OidcVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized("The bearer token is invalid.") from exc
         check_lifetime(self.settings, claims)
+        if nonce is not None and claims.get("nonce") != nonce:
+            raise Unauthorized("The ID token does not answer this sign-in (nonce).")
         return self._identity(claims)
 
     def _identity(self, claims: dict[str, Any]) -> OidcIdentity:
@@ -235,6 +249,7 @@ class OidcVerifier:
             roles=roles_from(claim_at(claims, self.settings.oidc_roles_claim)),
             email=email if isinstance(email, str) and email else None,
             name=name if isinstance(name, str) and name else None,
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
 
 
