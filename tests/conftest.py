@@ -4,27 +4,24 @@ By default the embedded PostgreSQL (under ``.data/test-pg``) is used; set
 ``PIVOTAL_TEST_DATABASE_URL`` to a PostgreSQL 15+ admin URL to use that server instead.
 Each test session creates (and drops) its own database, so runs never share state;
 each test creates its own organizations, so tests never see each other's rows.
+
+Under pytest-xdist (``-n 4``) every worker process is such a session: the workers share
+one embedded server (started under a file lock) and each creates its own database.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import socket
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
-
-# The tests refresh report rollups themselves; the test server's worker refreshing every
-# minute would race their checks, so its periodic refresh runs on 1 January only.
-os.environ.setdefault("PIVOTAL_ROLLUP_CRON", "0 0 1 1 *")
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
-from fastapi import FastAPI
+from filelock import FileLock
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
@@ -33,14 +30,17 @@ from pivotal_reporting.app import create_app
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import sqlalchemy_url, with_database
 from pivotal_reporting.embedded import start_embedded
-from pivotal_reporting.serving import proxy_options
 from tests.factories import Tenant, create_tenant
+from tests.server import QUIET_ROLLUP_CRON, TEST_JWT_SECRET, TEST_METRICS_TOKEN, ServerThread
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
-TEST_METRICS_TOKEN = "test-metrics-token"
-# What the test suite's scraper sends to GET /metrics on the API port.
-METRICS_HEADERS = {"Authorization": f"Bearer {TEST_METRICS_TOKEN}"}
+TEST_PGDATA = REPO / ".data" / "test-pg"
+
+
+def _file_lock(name: str) -> FileLock:
+    """A lock shared by every pytest process of this checkout (xdist workers)."""
+    TEST_PGDATA.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(TEST_PGDATA.parent / f"{name}.lock", timeout=300)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +49,10 @@ def admin_url() -> str:
     configured = os.environ.get("PIVOTAL_TEST_DATABASE_URL")
     if configured:
         return configured
-    return start_embedded(REPO / ".data" / "test-pg", database="postgres")
+    # xdist workers start at once: one of them starts (or initdb's) the server, the others
+    # wait and then join it (the server stops when the last process using it exits).
+    with _file_lock("test-pg"):
+        return start_embedded(TEST_PGDATA, database="postgres")
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +62,10 @@ def database_url(admin_url: str) -> Iterator[str]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = with_database(admin_url, name)
-    schema.upgrade(url)
+    # The first migration on a new server creates the cluster-wide tenant role; xdist
+    # workers migrating at once would race to create it, so they migrate one at a time.
+    with _file_lock("test-migrations"):
+        schema.upgrade(url)
     yield url
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -93,58 +99,29 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         jwt_secret=TEST_JWT_SECRET,
         metrics_token=TEST_METRICS_TOKEN,
         worker_in_process=True,
+        rollup_cron=QUIET_ROLLUP_CRON,
         # Every anonymous request of the suite shares 127.0.0.1's budget; the rate-limit
         # tests start their own servers with small limits.
         rate_limit_per_minute=1_000_000,
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class ServerThread:
-    """uvicorn serving the real app on a loopback port, in a background thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = _free_port()
-        # Forwarding headers trusted exactly as `serve` trusts them.
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            **proxy_options(app.state.settings),
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("API server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def api_server(settings: Settings) -> Iterator[ServerThread]:
     with ServerThread(create_app(settings)) as server:
         yield server
+
+
+@pytest.fixture
+def start_server(settings: Settings) -> Iterator[Callable[..., ServerThread]]:
+    """Start an API server whose settings differ from the session's by ``overrides``."""
+    with ExitStack() as stack:
+
+        def start(**overrides: Any) -> ServerThread:
+            custom = settings.model_copy(update=overrides)
+            return stack.enter_context(ServerThread(create_app(custom)))
+
+        yield start
 
 
 @pytest.fixture

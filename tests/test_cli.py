@@ -8,8 +8,8 @@ import sys
 
 import httpx
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.factories import Tenant
+from tests.server import TEST_JWT_SECRET
 
 
 def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:

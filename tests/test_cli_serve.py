@@ -23,14 +23,14 @@ import pytest
 
 from pivotal_reporting.db import with_database
 from pivotal_reporting.demo import DEMO_ORG_ID, DEMO_USER_ID
-from tests.conftest import _free_port
+from tests.server import free_port
 
 pytestmark = pytest.mark.slow
 
 
 class Served:
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -59,6 +59,17 @@ class Served:
             if line.strip().startswith("curl "):
                 return line.strip()
         raise AssertionError("serve printed no curl line:\n" + "".join(self.output))
+
+    def wait_for_signin_link(self, timeout: float = 60) -> str:
+        """The dashboard link printed after the curl line (the README's first command)."""
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            self.output.append(line)
+            if "/signin?code=" in line:
+                return line.strip()
+        raise AssertionError("serve printed no sign-in link:\n" + "".join(self.output))
 
     def wait_ready(self, timeout: float = 60) -> httpx.Response:
         deadline = time.monotonic() + timeout
@@ -116,8 +127,16 @@ def test_serve_demo_against_database_url(tmp_path: Path, fresh_database: str) ->
     served = Served(_base_env(tmp_path) | {"PIVOTAL_DATABASE_URL": fresh_database})
     try:
         curl = served.wait_for_curl_line()
+        link = served.wait_for_signin_link()
         assert served.wait_ready().json()["status"] == "ready"
         _assert_identity(_run_curl(curl))
+        # The link opens the dashboard signed in as the demo admin.
+        with httpx.Client() as browser:
+            assert browser.get(link).status_code == 303
+            _assert_identity(browser.get(f"http://127.0.0.1:{served.port}/v1/me").json())
+            page = browser.get(f"http://127.0.0.1:{served.port}/")
+            assert page.status_code == 200
+            assert "/static/app.js" in page.text
     finally:
         assert served.stop() == 0, "".join(served.output)
     # The embedded server was never started on this path.

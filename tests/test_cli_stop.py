@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import _free_port
+from tests.server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ class Serve:
 
     def __init__(self, data_dir: Path, *extra: str, port: int | None = None, **env: str) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.log = data_dir / f"serve-{self.port}-{time.monotonic_ns()}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pivotal_reporting", "serve", "--port", str(self.port), *extra],
@@ -114,7 +114,7 @@ def _gone(pid: int, timeout: float = 30) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_serve_and_its_database(data_dir: Path, signum: int) -> None:
-    metrics_port = _free_port()
+    metrics_port = free_port()
     served = Serve(data_dir, PIVOTAL_METRICS_PORT=str(metrics_port))
     served.wait_ready()
     # The separate loopback listener serves the metrics; the API port does not.

@@ -15,8 +15,8 @@ from pivotal_reporting.app import create_app
 from pivotal_reporting.auth.dependencies import require
 from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import Conflict
-from tests.conftest import ServerThread
 from tests.factories import Tenant
+from tests.server import ServerThread
 
 PROBLEM = "application/problem+json"
 

@@ -17,7 +17,7 @@ import pytest
 
 from pivotal_reporting import schema
 from pivotal_reporting.db import with_database
-from tests.conftest import TEST_JWT_SECRET
+from tests.server import TEST_JWT_SECRET
 
 IDLE_SECONDS = 12  # the stalled-job sweeper runs every 5 s: at least two ticks
 

@@ -117,6 +117,8 @@ def _announce(settings: Settings, url: str, host: str, port: int, *, demo: bool)
     header = shlex.quote(f"Authorization: Bearer {token}")
     typer.echo(f"Try:\n  curl -s -H {header} {base}/v1/me\n")
     typer.echo("Stop with Ctrl-C (or SIGTERM); the embedded PostgreSQL stops with it.\n")
+    link = _signin_link(url, base, DEMO_USER_ID, timedelta(days=1), timedelta(hours=1))
+    typer.echo(f"Open the dashboard, signed in as the demo admin (one-time link, 1 h):\n\n{link}\n")
 
 
 @app.command()
@@ -145,7 +147,7 @@ def worker(
     ] = 30.0,
 ) -> None:
     """Run a standalone export worker (any number, on any machine sharing the database)."""
-    from pivotal_reporting.exports.worker import WorkerOptions, run_standalone
+    from pivotal_reporting.worker import WorkerOptions, run_standalone
 
     settings = get_settings()
     url = _setup(settings)
@@ -206,6 +208,42 @@ def token(
     settings = get_settings()
     url = _setup(settings)
     typer.echo(_mint(settings, url, user, timedelta(seconds=expires_in)))
+
+
+def _signin_link(
+    url: str, base: str, user_id: str, session_lifetime: timedelta, link_lifetime: timedelta
+) -> str:
+    from pivotal_reporting.auth.sessions import issue_signin_link_blocking
+
+    code = issue_signin_link_blocking(
+        url, user_id, session_lifetime=session_lifetime, link_lifetime=link_lifetime
+    )
+    if code is None:
+        typer.echo(f"no active user with id {user_id!r}", err=True)
+        raise typer.Exit(1)
+    return f"{base.rstrip('/')}/signin?code={code}"
+
+
+@app.command("login-link")
+def login_link(
+    user: Annotated[str, typer.Option("--user", help="The user's id.")],
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="Where the dashboard is served.")
+    ] = "http://127.0.0.1:8000",
+    session_hours: Annotated[
+        float, typer.Option("--session-hours", help="How long the browser session lasts.", min=0.01)
+    ] = 8.0,
+    expires_in: Annotated[
+        int, typer.Option("--expires-in", help="Seconds the link stays usable (once).", min=1)
+    ] = 900,
+) -> None:
+    """Print a one-time sign-in link to the dashboard for an existing user."""
+    url = _setup(get_settings())
+    typer.echo(
+        _signin_link(
+            url, base_url, user, timedelta(hours=session_hours), timedelta(seconds=expires_in)
+        )
+    )
 
 
 @app.command("demo-data")

@@ -1,18 +1,21 @@
 """Engine, sessions and the tenant-scoped transaction.
 
-``Database.tenant_session`` is the only way request handlers and tasks read business
-tables: it switches to the non-owner role ``pivotal_tenant`` (so row-level security
+``Database.tenant_session`` (an ORM session) and ``Database.tenant_connection`` (a raw
+psycopg connection, for ``COPY``) are the only ways request handlers and tasks read
+business tables: both switch to the non-owner role ``pivotal_tenant`` (so row-level security
 applies even when we connect as a superuser) and sets ``app.organization_id`` for the
 transaction only, so nothing leaks through the pool to the next request.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -31,6 +34,7 @@ _ENTER_TENANT = text(
     "set_config('app.organization_id', :org, true)"
 )
 _READ_ONLY = text("SET TRANSACTION READ ONLY")
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
 _SET_MAINTENANCE = text("SELECT set_config('app.maintenance', 'on', true)")
 
 
@@ -93,6 +97,32 @@ class Database:
                 await session.execute(_READ_ONLY)
             await session.execute(_ENTER_TENANT, {"org": organization_id})
             yield session
+
+    @asynccontextmanager
+    async def tenant_connection(
+        self, organization_id: str, snapshot_id: str | None = None
+    ) -> AsyncIterator[psycopg.AsyncConnection[object]]:
+        """A read-only REPEATABLE READ transaction scoped to ``organization_id``, on the raw
+        psycopg connection (for ``COPY``); it ends (rolled back: it wrote nothing) on exit.
+
+        With ``snapshot_id`` (from ``pg_export_snapshot()`` in another transaction) it sees
+        exactly the same data as that transaction.
+        """
+        if not organization_id:
+            raise ValueError("organization_id is required for a tenant connection")
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            async with conn.begin():
+                if snapshot_id is not None:  # must be the transaction's first statement
+                    if not _SNAPSHOT_ID.match(snapshot_id):
+                        raise ValueError("invalid snapshot id")
+                    await conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
+                await conn.execute(_ENTER_TENANT, {"org": organization_id})
+                raw = await conn.get_raw_connection()
+                driver: psycopg.AsyncConnection[object] = raw.driver_connection  # type: ignore[assignment]
+                yield driver
 
     @asynccontextmanager
     async def system_session(self) -> AsyncIterator[AsyncSession]:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pivotal_reporting.metrics import VALIDATION_ERRORS
-from pivotal_reporting.observability.middleware import route_template
+from pivotal_reporting.route_templates import route_template
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,11 @@ class InvalidInput(AppError):
     code = "validation_error"
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 class TooManyRequests(AppError):
     status_code = 429
     code = "rate_limited"
@@ -124,6 +129,54 @@ class ServiceUnavailable(AppError):
 
     def __init__(self, detail: str = "The database is unavailable; please retry shortly.") -> None:
         super().__init__(detail, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
+
+
+# A request body larger than this is refused with 413 before it is parsed (body_limit.py).
+MAX_BODY_BYTES = 64 * 1024
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem document.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_PROBLEM_DESCRIPTIONS = {
+    400: "The body could not be parsed (e.g. JSON nested too deep).",
+    401: "No valid bearer token.",
+    403: "The token lacks the permission, or names another organization.",
+    404: "No such resource in your organization.",
+    409: "Conflicts with the resource's state (or an Idempotency-Key's earlier body).",
+    410: "The resource has expired.",
+    413: f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+    415: "The body is not declared as JSON (`Content-Type: application/json`).",
+    422: "Invalid input; `errors` names each field.",
+    429: "Rate limit exceeded; see Retry-After.",
+    503: "Temporarily unavailable; see Retry-After.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` documenting each status as an ``application/problem+json``."""
+    return {
+        status: {
+            "description": _PROBLEM_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
 
 
 def problem_response(
@@ -169,12 +222,22 @@ def _field_message(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid value"))
 
 
+def _printable(text: str) -> str:
+    """``text`` safe to encode as UTF-8: a lone surrogate (from a JSON body) becomes ``\\udXXX``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as ``[{"field": "query.fromDate", "message": ...}]``, no input echoed."""
+    """Pydantic errors as ``[{"field": "query.fromDate", "message": ...}]``, no input echoed.
+
+    A field name can come from the client (an unknown key of a JSON object), so it is made
+    encodable whatever it holds.
+    """
     result = []
     for error in exc.errors():
         location = ".".join(str(part) for part in error.get("loc", ()))
-        result.append({"field": location, "message": _field_message(error)})
+        message = _field_message(error)
+        result.append({"field": _printable(location), "message": _printable(message)})
     return result
 
 

@@ -63,6 +63,8 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int) -> uvi
         log_level="info",
         log_config=None,
         access_log=False,
+        # Open dashboard event streams would otherwise hold a shutdown for up to a minute.
+        timeout_graceful_shutdown=5,
         **proxy_options(settings),
     )
 

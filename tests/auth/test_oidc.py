@@ -27,8 +27,8 @@ from pivotal_reporting.auth.principal import EXPORT_REPORTS, VIEW_AUDIT_LOGS, VI
 from pivotal_reporting.auth.tokens import mint_token
 from pivotal_reporting.config import Settings
 from tests.auth.oidc_servers import KeyServer, MockProvider, SigningKey
-from tests.conftest import ServerThread
 from tests.factories import create_organization, unique
+from tests.server import ServerThread, free_port
 
 CLIENT_ID = "pivotal-dashboard"
 ROLE_PERMISSIONS = {
@@ -347,8 +347,6 @@ def test_expired_token_other_issuer_and_lifetime_cap(
 
 
 def test_unreachable_provider_is_503(settings: Settings, db: Session) -> None:
-    from tests.auth.oidc_servers import free_port
-
     app = create_app(oidc_settings(settings, f"http://127.0.0.1:{free_port()}"))
     key = SigningKey.rsa("k")
     now = int(time.time())

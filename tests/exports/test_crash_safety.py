@@ -34,9 +34,9 @@ from pivotal_reporting.app import create_app
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import sqlalchemy_url
 from pivotal_reporting.embedded import start_embedded
-from tests.conftest import TEST_JWT_SECRET, ServerThread, _free_port
 from tests.exports.conftest import bulk_payments, create_job, download, wait_for_job
 from tests.factories import Tenant, create_tenant
+from tests.server import QUIET_ROLLUP_CRON, TEST_JWT_SECRET, ServerThread, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +60,7 @@ class Cluster:
             "PIVOTAL_DATA_DIR": str(self.data_dir),
             "PIVOTAL_JWT_SECRET": TEST_JWT_SECRET,
             "PIVOTAL_LOG_LEVEL": "INFO",
+            "PIVOTAL_ROLLUP_CRON": QUIET_ROLLUP_CRON,
         }
         log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
         args = [
@@ -203,7 +204,7 @@ def test_sigkill_mid_export_then_another_worker_finishes_every_job(cluster: Clus
         finally:
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(timeout=10)
-        metrics_port = _free_port()
+        metrics_port = free_port()
         survivor = cluster.start_worker("survivor", metrics_port=metrics_port)
         try:
             _assert_all_completed_correctly(cluster, client, jobs)

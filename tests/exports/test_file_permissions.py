@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.config import Settings
-from pivotal_reporting.exports.storage import LocalStorage
+from pivotal_reporting.storage import LocalStorage
 from tests.exports.conftest import create_job, wait_for_job
 from tests.factories import Tenant, create_customer, create_payment
 

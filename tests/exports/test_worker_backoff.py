@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from pivotal_reporting.config import Settings
-from pivotal_reporting.exports.worker import RestartBackoff, SupervisedWorker, WorkerOptions
+from pivotal_reporting.worker import RestartBackoff, SupervisedWorker, WorkerOptions
 
 
 def test_delay_doubles_to_the_cap_then_resets_after_a_healthy_run() -> None:

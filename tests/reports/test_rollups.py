@@ -8,6 +8,7 @@ plus one deliberate tampering of a rollup row to prove which months are read fro
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from pivotal_reporting.config import Settings
 from pivotal_reporting.reports import registry
 from pivotal_reporting.reports.refresh import refresh_all_blocking
 from tests.factories import (
@@ -30,6 +32,7 @@ from tests.factories import (
     create_time_entry,
 )
 from tests.reports.helpers import ok_summary
+from tests.server import QUIET_ROLLUP_CRON, ServerThread
 
 TZ = "America/New_York"
 # January to May 2024 in New York: four whole local months.
@@ -235,17 +238,26 @@ def test_renaming_a_project_is_seen_at_once(
     }
 
 
-def test_the_refresh_runs_on_the_queue_every_minute_by_default() -> None:
-    from pivotal_reporting.config import Settings, get_settings
+def test_the_refresh_runs_on_the_queue_every_minute_by_default(
+    settings: Settings, api_server: ServerThread
+) -> None:
     from pivotal_reporting.queue import queue_app
     from pivotal_reporting.reports import tasks
+    from pivotal_reporting.worker import periodic_schedule
 
     assert "pivotal_reporting.reports.tasks" in queue_app.import_paths
-    periodic = queue_app.periodic_registry.periodic_tasks[
-        (tasks.refresh_report_rollups.name, "rollups")
-    ]
-    assert periodic.cron == get_settings().rollup_cron  # the suite's own: see conftest.py
+    key = (tasks.refresh_report_rollups.name, "rollups")
     assert Settings.model_fields["rollup_cron"].default == "* * * * *"
+    default = settings.model_copy(update={"rollup_cron": "* * * * *"})
+    assert periodic_schedule(default).periodic_tasks[key].cron == "* * * * *"
+    # The suite's own schedule (tests/server.py), registered by the test server's worker
+    # when it started: it never fires during a run.
+    assert settings.rollup_cron == QUIET_ROLLUP_CRON
+    deadline = time.monotonic() + 30
+    while key not in queue_app.periodic_registry.periodic_tasks:
+        assert time.monotonic() < deadline, "the in-process worker never scheduled the refresh"
+        time.sleep(0.05)
+    assert queue_app.periodic_registry.periodic_tasks[key].cron == QUIET_ROLLUP_CRON
 
 
 def test_a_payment_at_an_ambiguous_local_midnight_counts_in_one_month_on_every_path(

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Row
 
 from pivotal_reporting.audit.repository import Order
-from pivotal_reporting.auth.schemas import CamelModel
 from pivotal_reporting.errors import InvalidInput
+from pivotal_reporting.schema_base import CamelModel
 
 
 class AuditLogRead(CamelModel):

@@ -10,7 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pivotal_reporting.auth.oidc import oidc_verifier
 from pivotal_reporting.auth.principal import Principal, load_principal
-from pivotal_reporting.auth.provisioning import principal_for_identity
+from pivotal_reporting.auth.provisioning import principal_for_identity, provisioning_recorder
+from pivotal_reporting.auth.sessions import SESSION_COOKIE, principal_from_cookie
 from pivotal_reporting.auth.tokens import verify_token
 from pivotal_reporting.db import Database
 from pivotal_reporting.errors import Forbidden, Unauthorized
@@ -32,8 +33,13 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     database: Annotated[Database, Depends(get_database)],
 ) -> Principal:
-    """Resolve the caller once per request from the bearer token."""
+    """Resolve the caller once per request from the bearer token (or, without one, from
+    the dashboard's session cookie: ``auth/sessions.py``, CSRF checked there)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
+        if request.cookies.get(SESSION_COOKIE):
+            web_principal = await principal_from_cookie(request, database)
+            request.state.principal = web_principal
+            return web_principal
         raise Unauthorized()
     principal = await principal_for_token(request, database, credentials.credentials)
     request.state.principal = principal
@@ -45,7 +51,12 @@ async def principal_for_token(request: Request, database: Database, token: str) 
     settings = request.app.state.settings
     if settings.oidc_issuer:
         identity = await oidc_verifier(request.app).verify(token)
-        return await principal_for_identity(database, identity, settings.oidc_role_permissions)
+        return await principal_for_identity(
+            database,
+            identity,
+            settings.oidc_role_permissions,
+            provisioning_recorder(request.app),
+        )
     claims = verify_token(settings, token)
     async with database.tenant_session(claims.organization_id) as session:
         principal = await load_principal(session, claims)

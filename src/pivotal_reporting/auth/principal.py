@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.auth.tokens import TokenClaims
+from pivotal_reporting.errors import Forbidden
 
 VIEW_REPORTS = "reports.view_reports"
 EXPORT_REPORTS = "reports.export_reports"
@@ -44,6 +47,21 @@ class Principal:
 
     def has(self, permission: str) -> bool:
         return permission in self.permissions
+
+    def ensure_own_organization(
+        self,
+        organization_id: str | None,
+        *,
+        field: str = "organizationId",
+        audit_details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Refuse (``Forbidden``, audited) an ``organizationId`` other than the caller's own.
+
+        A request may name its own organization or none; naming it never widens the scope.
+        ``field`` names the offending input in the message.
+        """
+        if organization_id is not None and organization_id != self.organization_id:
+            raise Forbidden(f"{field} must be your own organization.", audit_details=audit_details)
 
 
 async def load_principal(session: AsyncSession, claims: TokenClaims) -> Principal | None:

@@ -5,7 +5,9 @@
   mapping table, and two providers cannot collide.
 - On first sight the row is inserted into the organization named by the token (which must
   exist: otherwise 401) and a ``user_provisioned`` audit event is appended, in the same
-  transaction. Concurrent first requests insert one row and write one event.
+  transaction, by the recorder the audit package installs on the app
+  (``audit/provisioning.py``; auth never imports the audit trail). Concurrent first
+  requests insert one row and write one event.
 - Permissions come from the token's roles through ``PIVOTAL_OIDC_ROLE_PERMISSIONS`` on
   every request: the provider is the authority, so a role it withdraws is gone with the
   next token. Roles granted in our own ``user_roles`` table are not consulted.
@@ -14,13 +16,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.oidc import OidcIdentity, oidc_user_id
 from pivotal_reporting.auth.principal import Principal, load_principal
 from pivotal_reporting.auth.tokens import TokenClaims
@@ -29,7 +31,8 @@ from pivotal_reporting.errors import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 
-USER_PROVISIONED = "user_provisioned"
+# Appends the audit event of a user row just inserted, in the inserting transaction.
+ProvisioningRecorder = Callable[[AsyncSession, str, OidcIdentity], Awaitable[None]]
 
 _ORGANIZATION_EXISTS = text("SELECT 1 FROM organizations WHERE id = :org AND deleted_at IS NULL")
 _INSERT_USER = text(
@@ -62,8 +65,19 @@ def permissions_for(roles: Iterable[str], mapping: Mapping[str, list[str]]) -> f
     return frozenset(granted)
 
 
+def provisioning_recorder(app: FastAPI) -> ProvisioningRecorder:
+    """The recorder installed by ``audit.provisioning.install_provisioning_audit``."""
+    recorder: ProvisioningRecorder | None = getattr(app.state, "record_user_provisioned", None)
+    if recorder is None:  # a wiring error: never provision a user without its audit event
+        raise RuntimeError("no audit recorder for provisioned users is installed on the app")
+    return recorder
+
+
 async def principal_for_identity(
-    database: Database, identity: OidcIdentity, role_permissions: Mapping[str, list[str]]
+    database: Database,
+    identity: OidcIdentity,
+    role_permissions: Mapping[str, list[str]],
+    record_provisioned: ProvisioningRecorder,
 ) -> Principal:
     """The Principal of ``identity``, creating its user row on first sight."""
     claims = TokenClaims(
@@ -73,12 +87,15 @@ async def principal_for_identity(
     async with database.tenant_session(identity.organization_id) as session:
         principal = await load_principal(session, claims)
         if principal is None:
-            principal = await _provision(session, claims, identity)
+            principal = await _provision(session, claims, identity, record_provisioned)
     return replace(principal, permissions=permissions_for(identity.roles, role_permissions))
 
 
 async def _provision(
-    session: AsyncSession, claims: TokenClaims, identity: OidcIdentity
+    session: AsyncSession,
+    claims: TokenClaims,
+    identity: OidcIdentity,
+    record_provisioned: ProvisioningRecorder,
 ) -> Principal:
     org = {"org": claims.organization_id}
     if (await session.execute(_ORGANIZATION_EXISTS, org)).first() is None:
@@ -98,20 +115,7 @@ async def _provision(
         )
     ).first()
     if inserted is not None:
-        await record_event(
-            session,
-            organization_id=claims.organization_id,
-            user_id=claims.user_id,
-            action=USER_PROVISIONED,
-            resource="user",
-            resource_id=claims.user_id,
-            details={
-                "issuer": identity.issuer,
-                "subject": identity.subject,
-                "email": email,
-                "roles": list(identity.roles),
-            },
-        )
+        await record_provisioned(session, claims.user_id, identity)
         log.info("provisioned user %s for OIDC subject of %s", claims.user_id, identity.issuer)
     principal = await load_principal(session, claims)
     if principal is not None:

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
-
 from pivotal_reporting.auth.principal import Principal
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
-    )
+from pivotal_reporting.schema_base import CamelModel
 
 
 class UserRead(CamelModel):

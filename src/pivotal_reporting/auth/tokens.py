@@ -9,6 +9,7 @@ import jwt
 
 from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import Unauthorized
+from pivotal_reporting.validation import is_valid_id
 
 ALGORITHM = "HS256"
 ORG_CLAIM = "org"
@@ -76,12 +77,7 @@ def verify_token(settings: Settings, token: str) -> TokenClaims:
         raise Unauthorized("The bearer token is invalid.") from exc
     check_lifetime(settings, claims)
     user_id, organization_id = claims.get("sub"), claims.get(ORG_CLAIM)
-    if (
-        not isinstance(user_id, str)
-        or not isinstance(organization_id, str)
-        or not user_id
-        or not organization_id
-    ):
+    if not is_valid_id(user_id) or not is_valid_id(organization_id):  # e.g. a NUL byte
         raise Unauthorized("The bearer token is invalid.")
     return TokenClaims(user_id=user_id, organization_id=organization_id)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from pivotal_reporting.auth.dependencies import get_database, require
 from pivotal_reporting.auth.principal import EXPORT_REPORTS, VIEW_REPORTS, Principal
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
+from pivotal_reporting.errors import problem_responses
 from pivotal_reporting.exports import service
 from pivotal_reporting.exports.filenames import content_disposition
 from pivotal_reporting.exports.schemas import (
@@ -20,7 +21,8 @@ from pivotal_reporting.exports.schemas import (
     ExportJobStatusRead,
     ExportStatus,
 )
-from pivotal_reporting.exports.storage import LocalStorage
+from pivotal_reporting.storage import LocalStorage
+from pivotal_reporting.validation import Id
 
 router = APIRouter(prefix="/v1/reports/export", tags=["exports"])
 
@@ -41,6 +43,7 @@ def get_storage(request: Request) -> LocalStorage:
     return storage
 
 
+JobId = Annotated[Id, Path(description="The export job's id.")]
 StorageDep = Annotated[LocalStorage, Depends(get_storage)]
 
 
@@ -51,11 +54,7 @@ StorageDep = Annotated[LocalStorage, Depends(get_storage)]
     summary="Request an export (queued; poll the job, then download)",
     responses={
         200: {"model": ExportCreated, "description": "Replay of an Idempotency-Key"},
-        409: {},
-        415: {
-            "description": "The body is not declared as JSON (`Content-Type: application/json`).",
-            "content": {"application/problem+json": {}},
-        },
+        **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
     },
 )
 async def create_export(
@@ -83,7 +82,12 @@ async def create_export(
     )
 
 
-@router.get("", response_model=ExportJobPage, summary="The caller's export jobs, newest first")
+@router.get(
+    "",
+    response_model=ExportJobPage,
+    summary="The caller's export jobs, newest first",
+    responses=problem_responses(401, 403, 422, 429, 503),
+)
 async def list_exports(
     principal: Viewer,
     database: DatabaseDep,
@@ -98,19 +102,27 @@ async def list_exports(
 
 
 @router.get(
-    "/{job_id}", response_model=ExportJobStatusRead, summary="One export job and its progress"
+    "/{job_id}",
+    response_model=ExportJobStatusRead,
+    summary="One export job and its progress",
+    responses=problem_responses(401, 403, 404, 422, 429, 503),
 )
-async def read_export(job_id: str, principal: Viewer, database: DatabaseDep) -> ExportJobStatusRead:
+async def read_export(
+    job_id: JobId, principal: Viewer, database: DatabaseDep
+) -> ExportJobStatusRead:
     async with database.tenant_session(principal.organization_id) as session:
         job = await service.get_export(session, principal, job_id)
     return ExportJobStatusRead.from_job(job)
 
 
 @router.delete(
-    "/{job_id}", response_model=ExportJobStatusRead, summary="Cancel a pending or running export"
+    "/{job_id}",
+    response_model=ExportJobStatusRead,
+    summary="Cancel a pending or running export",
+    responses=problem_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
 async def cancel_export(
-    job_id: str, principal: Exporter, database: DatabaseDep
+    job_id: JobId, principal: Exporter, database: DatabaseDep
 ) -> ExportJobStatusRead:
     async with database.tenant_session(principal.organization_id) as session:
         job = await service.cancel_export(session, principal, job_id)
@@ -118,10 +130,13 @@ async def cancel_export(
 
 
 @router.post(
-    "/{job_id}/cancel", response_model=ExportJobStatusRead, summary="Cancel (POST alias of DELETE)"
+    "/{job_id}/cancel",
+    response_model=ExportJobStatusRead,
+    summary="Cancel (POST alias of DELETE)",
+    responses=problem_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
 async def cancel_export_post(
-    job_id: str, principal: Exporter, database: DatabaseDep
+    job_id: JobId, principal: Exporter, database: DatabaseDep
 ) -> ExportJobStatusRead:
     return await cancel_export(job_id, principal, database)
 
@@ -130,10 +145,13 @@ async def cancel_export_post(
     "/{job_id}/download",
     response_class=Response,
     summary="Download a completed export",
-    responses={200: {"content": {"text/csv": {}, "application/json": {}}}, 409: {}, 410: {}},
+    responses={
+        200: {"content": {"text/csv": {}, "application/json": {}}},
+        **problem_responses(401, 403, 404, 409, 410, 422, 429, 503),
+    },
 )
 async def download_export(
-    job_id: str, principal: Exporter, database: DatabaseDep, storage: StorageDep
+    job_id: JobId, principal: Exporter, database: DatabaseDep, storage: StorageDep
 ) -> StreamingResponse:
     async with database.tenant_session(principal.organization_id) as session:
         download = await service.open_download(session, principal, storage, job_id)

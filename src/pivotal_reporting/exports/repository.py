@@ -6,7 +6,6 @@ stalled and the job was re-queued) can no longer change the row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,16 +15,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pivotal_reporting.exports.schemas import JobPosition
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.observability.logs import log_job_transition
-from pivotal_reporting.retention.policy import retention_days
 
 ACTIVE_STATUSES = ("pending", "processing")
 
+# Serialise the check-then-insert of one organization for the rest of the transaction,
+# so two simultaneous requests cannot both see "one slot left".
+_CAPACITY_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('export_capacity:' || :org, 0))"
+)
+_RUNNING = text(
+    "SELECT count(*) FROM export_jobs "
+    "WHERE organization_id = :org AND status IN ('pending', 'processing')"
+)
 
-@dataclass(frozen=True)
-class OrganizationExportSettings:
-    timezone: str
-    base_currency: str
-    retention_days: int
+
+async def lock_export_capacity(session: AsyncSession, organization_id: str) -> None:
+    """Hold the organization's export-capacity lock until the transaction ends."""
+    await session.execute(_CAPACITY_LOCK, {"org": organization_id})
+
+
+async def count_running_exports(session: AsyncSession, organization_id: str) -> int:
+    """Export jobs of ``organization_id`` that are queued or running."""
+    count: int = (await session.execute(_RUNNING, {"org": organization_id})).scalar_one()
+    return count
 
 
 async def add_job(session: AsyncSession, job: ExportJob) -> ExportJob:
@@ -92,24 +104,6 @@ async def list_own_jobs(
         .limit(limit)
     )
     return list(page.scalars())
-
-
-async def organization_settings(
-    session: AsyncSession, organization_id: str
-) -> OrganizationExportSettings:
-    row = (
-        await session.execute(
-            text(
-                "SELECT timezone, base_currency, "
-                "settings -> 'exportRetentionDays' AS raw_retention "
-                "FROM organizations WHERE id = :org"
-            ),
-            {"org": organization_id},
-        )
-    ).one()
-    # Validated (1-3650 days, else the default, logged) by the one retention policy.
-    days = retention_days(row.raw_retention, organization_id)
-    return OrganizationExportSettings(row.timezone, row.base_currency.strip(), days)
 
 
 async def _update_returning(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +16,6 @@ from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.exports import repository as repo
 from pivotal_reporting.exports.filenames import download_path
-from pivotal_reporting.exports.storage import ExportStorage, PartialFile, StoredFile
 from pivotal_reporting.exports.writers import (
     ExportCancelled,
     ProgressCallback,
@@ -28,16 +26,17 @@ from pivotal_reporting.exports.writers import (
     write_json,
 )
 from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.organization_settings import read_organization_settings
 from pivotal_reporting.reports.base import ExportQuery, ReportContext
 from pivotal_reporting.reports.registry import get_report
+from pivotal_reporting.storage import ExportStorage, PartialFile, StoredFile, export_file_key
 
 log = logging.getLogger(__name__)
 
 
 def storage_key(job: ExportJob) -> str:
-    """``<org>/<job id>-<attempt>.<format>``: each attempt writes its own file."""
-    org = re.sub(r"[^A-Za-z0-9_\-]", "_", job.organization_id)
-    return f"{org}/{job.id}-{job.attempts}.{job.format}"
+    """This attempt's file key (:func:`~pivotal_reporting.storage.export_file_key`)."""
+    return export_file_key(job.organization_id, job.id, job.attempts, job.format)
 
 
 async def execute_export(
@@ -53,7 +52,7 @@ async def execute_export(
         if job is None:
             log.info("export %s: nothing to do (cancelled, finished or unknown)", job_id)
             return
-        org = await repo.organization_settings(session, organization_id)
+        org = await read_organization_settings(session, organization_id)
     labels = (job.report_type, job.format, metrics.org_label(organization_id))
     if job.attempts == 1:
         metrics.EXPORT_STARTED.labels(*labels).inc()

@@ -8,13 +8,17 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
 
 from pivotal_reporting.errors import InvalidInput
 from pivotal_reporting.models.export_job import ExportJob
+from pivotal_reporting.reports.invoice_settlement_time import InvoiceSettlementTimeFilters
+from pivotal_reporting.reports.payments_received import PaymentsReceivedFilters
+from pivotal_reporting.reports.quote_cycle_time import QuoteCycleTimeFilters
+from pivotal_reporting.reports.time_approvals import TimeApprovalsFilters
+from pivotal_reporting.schema_base import CamelModel
 
 ReportType = Literal[
     "quote_cycle_time", "invoice_settlement_time", "payments_received", "time_approvals"
@@ -32,21 +36,48 @@ PROGRESS_LABELS: dict[str, str] = {
 }
 
 
-class CamelModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
-    )
-
-
-class ExportCreate(CamelModel):
-    """``POST /v1/reports/export``: ``filters`` are validated by the report's own schema."""
-
+class ExportCreateBase(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
-    report_type: ReportType
     format: ExportFormat
-    filters: dict[str, Any] = Field(default_factory=dict)
     file_name: str | None = Field(default=None, max_length=255)
+
+
+class QuoteCycleTimeExportCreate(ExportCreateBase):
+    report_type: Literal["quote_cycle_time"]
+    filters: QuoteCycleTimeFilters = Field(default_factory=QuoteCycleTimeFilters)
+
+
+class InvoiceSettlementTimeExportCreate(ExportCreateBase):
+    report_type: Literal["invoice_settlement_time"]
+    filters: InvoiceSettlementTimeFilters = Field(default_factory=InvoiceSettlementTimeFilters)
+
+
+class PaymentsReceivedExportCreate(ExportCreateBase):
+    report_type: Literal["payments_received"]
+    filters: PaymentsReceivedFilters = Field(default_factory=PaymentsReceivedFilters)
+
+
+class TimeApprovalsExportCreate(ExportCreateBase):
+    report_type: Literal["time_approvals"]
+    filters: TimeApprovalsFilters = Field(default_factory=TimeApprovalsFilters)
+
+
+# ``POST /v1/reports/export``: one body schema per ``reportType``, each with that report's
+# own filters, so the POST refuses (422) whatever the export job could not run.
+ExportCreate = Annotated[
+    QuoteCycleTimeExportCreate
+    | InvoiceSettlementTimeExportCreate
+    | PaymentsReceivedExportCreate
+    | TimeApprovalsExportCreate,
+    Field(discriminator="report_type"),
+]
+EXPORT_BODIES: tuple[type[ExportCreateBase], ...] = (
+    QuoteCycleTimeExportCreate,
+    InvoiceSettlementTimeExportCreate,
+    PaymentsReceivedExportCreate,
+    TimeApprovalsExportCreate,
+)
 
 
 class ExportCreated(CamelModel):

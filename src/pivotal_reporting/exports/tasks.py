@@ -1,14 +1,15 @@
 """Queue tasks: ``run_export`` (one export job) and the periodic stalled-job sweeper.
 
 Tasks receive ids only. Their database, storage and settings come from the worker's
-:class:`ExportRuntime`, passed in procrastinate's ``additional_context``.
+:class:`~pivotal_reporting.worker_runtime.WorkerRuntime`, passed in procrastinate's
+``additional_context``. The sweeper's schedule is registered by the worker when it starts
+(:func:`pivotal_reporting.worker.periodic_schedule`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
@@ -16,7 +17,6 @@ from procrastinate import JobContext
 from procrastinate.jobs import Status
 
 from pivotal_reporting import metrics
-from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.exports import repository as repo
 from pivotal_reporting.exports.failures import (
@@ -27,35 +27,17 @@ from pivotal_reporting.exports.failures import (
     safe_error_message,
 )
 from pivotal_reporting.exports.runner import execute_export
-from pivotal_reporting.exports.storage import LocalStorage
 from pivotal_reporting.queue import queue_app
+from pivotal_reporting.worker_runtime import WorkerRuntime, runtime_of
 
 log = logging.getLogger(__name__)
 
 EXPORT_QUEUE = "exports"
-RUNTIME_KEY = "exports_runtime"
 SWEEP_EVERY_SECONDS = 5
 QUEUE_JOB_RETENTION_HOURS = 24 * 7  # the sweeper's own rows accrue at 17,280 a day
 WORKER_LOST_MESSAGE = (
     "The export was interrupted and could not be resumed; please request it again."
 )
-
-
-@dataclass
-class ExportRuntime:
-    """What export tasks need in a worker process."""
-
-    database: Database
-    storage: LocalStorage
-    settings: Settings
-    stalled_after_seconds: float = 30.0
-
-
-def runtime_of(context: JobContext) -> ExportRuntime:
-    runtime = context.additional_context.get(RUNTIME_KEY)
-    if not isinstance(runtime, ExportRuntime):
-        raise RuntimeError("export tasks need a worker started by pivotal_reporting.exports.worker")
-    return runtime
 
 
 @queue_app.task(
@@ -117,7 +99,10 @@ async def _best_effort_fail(
 
 
 # croniter reads a 6th field as seconds: every SWEEP_EVERY_SECONDS seconds.
-@queue_app.periodic(cron=f"* * * * * */{SWEEP_EVERY_SECONDS}", periodic_id="exports")
+SWEEP_CRON = f"* * * * * */{SWEEP_EVERY_SECONDS}"
+PERIODIC_ID = "exports"
+
+
 @queue_app.task(name="exports.sweep_stalled_exports", queue=EXPORT_QUEUE, pass_context=True)
 async def sweep_stalled_exports(context: JobContext, timestamp: int) -> None:
     """Re-queue exports whose worker died; fail export rows whose queue job is gone."""
@@ -144,7 +129,7 @@ async def sweep_stalled_exports(context: JobContext, timestamp: int) -> None:
         )
 
 
-async def _fail_orphans(runtime: ExportRuntime, grace: timedelta) -> None:
+async def _fail_orphans(runtime: WorkerRuntime, grace: timedelta) -> None:
     async with runtime.database.system_session() as session:
         for orphan in await repo.find_orphaned_jobs(session, grace.total_seconds()):
             job = await repo.mark_failed(session, orphan.id, None, WORKER_LOST_MESSAGE)

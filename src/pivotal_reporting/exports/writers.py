@@ -5,18 +5,19 @@ Constant memory: rows arrive one at a time from libpq and are written in batches
 second connection that imports the exporter's REPEATABLE READ snapshot), scoped to the
 organization, so the file matches ``total_rows`` exactly.
 
-Spreadsheet formula injection: report queries neutralise their text columns, and the CSV
-writer wraps every text column once more (defence in depth, whatever a report forgets):
-a text cell that starts with ``=``, ``+``, ``-``, ``@``, tab, CR or LF gets a leading
-``'``. Numbers and dates are not text, so a negative amount stays a number. The JSON
-writer adds nothing of its own: no spreadsheet interprets JSON.
+Report queries give raw rows: the values as stored, typed. Each format renders them; only
+CSV (opened by spreadsheets) adds a layer, :func:`csv_select`: every text column that can
+hold user text is guarded once against formula injection (``reports.sql.formula_safe``: a
+cell that starts with tab/CR/LF, or with ``= + - @`` or their full-width forms after
+leading white space, gets a leading ``'``), and booleans are written ``true``/``false``.
+Numbers and dates are not text, so a negative amount stays a number. JSON (and any typed
+format) carries the values as stored, byte-exact.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -28,12 +29,13 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.pq.abc import PGconn
 
-from pivotal_reporting.db import _ENTER_TENANT, Database
-from pivotal_reporting.exports.storage import PartialFile
+from pivotal_reporting.db import Database
 from pivotal_reporting.reports.base import ExportQuery
+from pivotal_reporting.reports.sql import csv_boolean, formula_safe
+from pivotal_reporting.storage import PartialFile
 
 TEXT_TYPE_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, bpchar, varchar
-_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
+BOOLEAN_TYPE_OID = 16
 BATCH_ROWS = 8192  # rows per file write (a few hundred KiB)
 PROGRESS_EVERY_SECONDS = 0.5
 # \x01 and \x02 never occur raw in json output (control characters are escaped as \uXXXX),
@@ -61,25 +63,14 @@ async def snapshot_connection(
     With ``snapshot_id`` (from :func:`export_snapshot`) it sees exactly the same data as
     the transaction that exported it.
     """
-    async with database.engine.connect() as conn:
-        conn = await conn.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
+    async with database.tenant_connection(organization_id, snapshot_id) as conn:
+        await conn.execute(
+            "SELECT set_config('TimeZone', 'UTC', true), "
+            "set_config('DateStyle', 'ISO, YMD', true), "
+            "set_config('IntervalStyle', 'iso_8601', true), "
+            "set_config('extra_float_digits', '1', true)"
         )
-        async with conn.begin():
-            if snapshot_id is not None:  # must be the transaction's first statement
-                if not _SNAPSHOT_ID.match(snapshot_id):
-                    raise ValueError("invalid snapshot id")
-                await conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
-            await conn.execute(_ENTER_TENANT, {"org": organization_id})
-            await conn.exec_driver_sql(
-                "SELECT set_config('TimeZone', 'UTC', true), "
-                "set_config('DateStyle', 'ISO, YMD', true), "
-                "set_config('IntervalStyle', 'iso_8601', true), "
-                "set_config('extra_float_digits', '1', true)"
-            )
-            raw = await conn.get_raw_connection()
-            driver: psycopg.AsyncConnection[object] = raw.driver_connection  # type: ignore[assignment]
-            yield driver
+        yield conn
 
 
 async def export_snapshot(conn: psycopg.AsyncConnection[object]) -> str:
@@ -101,19 +92,22 @@ async def count_rows_in_snapshot(
         return await count_rows(conn, query)
 
 
-async def neutralised_query(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> str:
-    """``query.sql`` wrapped so that text columns cannot start a spreadsheet formula."""
+async def csv_select(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> str:
+    """``query.sql`` wrapped for CSV: user-text columns formula-guarded, booleans spelled out.
+
+    Text columns are found by type (so a report cannot forget one); only the report's
+    ``closed_text_columns`` (constrained vocabularies, server formats) are left as they are.
+    """
     async with conn.cursor() as cur:
         await cur.execute(f"SELECT * FROM ({query.sql}) AS q LIMIT 0", query.params or None)
         description = cur.description or []
     columns = []
     for column in description:
         name = sql.Identifier(column.name).as_string(conn)
-        if column.type_code in TEXT_TYPE_OIDS:
-            columns.append(
-                f"CASE WHEN ascii(q.{name}) IN (9, 10, 13, 43, 45, 61, 64) "  # tab LF CR + - = @
-                f"THEN '''' || q.{name} ELSE q.{name} END AS {name}"
-            )
+        if column.type_code in TEXT_TYPE_OIDS and column.name not in query.closed_text_columns:
+            columns.append(f"{formula_safe(f'q.{name}')} AS {name}")
+        elif column.type_code == BOOLEAN_TYPE_OID:
+            columns.append(f"{csv_boolean(f'q.{name}')} AS {name}")
         else:
             columns.append(f"q.{name}")
     return f"SELECT {', '.join(columns)} FROM ({query.sql}) AS q"
@@ -132,8 +126,9 @@ async def write_csv(
     out: PartialFile,
     progress: ProgressCallback,
 ) -> WriteResult:
-    """CSV with a header row (UTF-8, RFC 4180 quoting by PostgreSQL)."""
-    select = await neutralised_query(conn, query)
+    """CSV with a header row (UTF-8, RFC 4180 quoting by PostgreSQL), guarded by
+    :func:`csv_select`."""
+    select = await csv_select(conn, query)
     copy_sql = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)"
     rows = await _copy_to(conn, copy_sql, query, out, progress, transform=None)
     return WriteResult(rows=rows - 1)  # the header is one COPY row
@@ -145,7 +140,8 @@ async def write_json(
     out: PartialFile,
     progress: ProgressCallback,
 ) -> WriteResult:
-    """A JSON array of objects keyed by column name; numbers stay exact decimals."""
+    """A JSON array of objects keyed by column name: the raw rows, text byte-exact as
+    stored, numbers exact decimals, booleans ``true``/``false``."""
     copy_sql = f"COPY (SELECT row_to_json(r) FROM ({query.sql}) AS r) TO STDOUT WITH ({_JSON_COPY_OPTIONS})"
     out.write(b"[")
     first = True

@@ -25,6 +25,7 @@ from pivotal_reporting.models.tenancy import (
     User,
     UserRole,
 )
+from pivotal_reporting.models.web_session import WebSession, WebSigninLink
 
 __all__ = [
     "AuditChainHead",
@@ -46,6 +47,8 @@ __all__ = [
     "TimeEntry",
     "User",
     "UserRole",
+    "WebSession",
+    "WebSigninLink",
     "new_id",
     "report_rollups",
 ]

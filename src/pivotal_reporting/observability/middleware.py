@@ -1,10 +1,8 @@
 """The outermost middleware: request id, HTTP metrics by route template, one access line.
 
 Pure ASGI (no ``BaseHTTPMiddleware``): it wraps ``send`` to learn the status and add
-``X-Request-ID``, and reads the matched route from the scope after the app ran. A
-request that never reached the router (rate limited) is matched here against the app's
-route templates; a path matching no route is ``<unmatched>``, so raw paths never become
-label values.
+``X-Request-ID``, and labels the request by its route template after the app ran
+(:mod:`pivotal_reporting.route_templates`), so raw paths never become label values.
 """
 
 from __future__ import annotations
@@ -13,18 +11,16 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pivotal_reporting.metrics import HTTP_DURATION, HTTP_REQUESTS, VALIDATION_ERRORS
 from pivotal_reporting.observability.logs import request_id_var
+from pivotal_reporting.route_templates import route_patterns, route_template
 
 log = logging.getLogger("pivotal_reporting.access")
 
-UNMATCHED_ROUTE = "<unmatched>"
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -40,58 +36,13 @@ def incoming_request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def app_path(scope: Scope) -> str:
-    """The request path below the mount point (``root_path`` stripped when present)."""
-    path: str = scope.get("path", "")
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
-def _declared_paths(app: Any) -> Iterator[str]:
-    """Every route's full path template, also inside FastAPI's included routers."""
-    for route in getattr(getattr(app, "router", None), "routes", ()):
-        contexts = getattr(route, "effective_route_contexts", None)
-        candidates = contexts() if callable(contexts) else [route]
-        for candidate in candidates:
-            path = getattr(candidate, "path", None)
-            if isinstance(path, str) and path:
-                yield path
-
-
-def _route_patterns(app: Any) -> list[tuple[re.Pattern[str], str]]:
-    """``(regex, template)`` per route, compiled once per app."""
-    state = getattr(app, "state", None)
-    patterns: list[tuple[re.Pattern[str], str]] | None = getattr(state, "route_patterns", None)
-    if patterns is None:
-        patterns = [(compile_path(path)[0], path) for path in dict.fromkeys(_declared_paths(app))]
-        if state is not None:
-            state.route_patterns = patterns
-    return patterns
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (``/v1/reports/export/{job_id}``), never the raw path.
-
-    Requests that never reached the router (rate limited) are matched here by path.
-    """
-    patterns = _route_patterns(scope.get("app"))
-    routed = getattr(scope.get("route"), "path", None)
-    if routed is not None and any(template == routed for _, template in patterns):
-        return str(routed)
-    path = app_path(scope)
-    for regex, template in patterns:
-        if regex.match(path):
-            return template
-    return UNMATCHED_ROUTE
-
-
 def initialise_validation_series(scope: Scope) -> None:
     """Export ``pivotal_data_validation_errors_total`` at 0 for every ``/v1/`` route.
 
     ``increase()`` cannot see the first increment of a series born at 1, so without this
     the first invalid request on a route would never fire the alert.
     """
-    for _, template in _route_patterns(scope.get("app")):
+    for _, template in route_patterns(scope.get("app")):
         if template.startswith("/v1/"):
             VALIDATION_ERRORS.labels(route=template)
 

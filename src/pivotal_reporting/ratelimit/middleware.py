@@ -31,7 +31,7 @@ from pivotal_reporting.auth.oidc import oidc_token_claims
 from pivotal_reporting.auth.tokens import TokenClaims, verify_token
 from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import AppError, problem_response
-from pivotal_reporting.observability.middleware import app_path
+from pivotal_reporting.route_templates import app_path
 
 log = logging.getLogger(__name__)
 

@@ -17,18 +17,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.errors import InvalidInput
 from pivotal_reporting.rls import ORG_SETTING as CURRENT_ORG
+from pivotal_reporting.validation import Id, Instant
 
 
 class ReportFilters(BaseModel):
     """Filters common to every report; camelCase on the wire, unknown fields refused.
 
-    Windows are half-open ``[fromDate, toDate)``; naive date-times are rejected.
+    Windows are half-open ``[fromDate, toDate)`` of ``Instant``s (ISO-8601 with an offset,
+    in a bounded range); ids are ``Id``s (validation.py).
     """
 
     model_config = ConfigDict(
@@ -39,13 +41,13 @@ class ReportFilters(BaseModel):
         frozen=True,
     )
 
-    organization_id: str | None = Field(
+    organization_id: Id | None = Field(
         default=None, description="Must be the caller's own organization, if given (else 403)."
     )
-    from_date: AwareDatetime | None = Field(
+    from_date: Instant | None = Field(
         default=None, description="Window start, inclusive; ISO-8601 with an offset."
     )
-    to_date: AwareDatetime | None = Field(
+    to_date: Instant | None = Field(
         default=None, description="Window end, exclusive; ISO-8601 with an offset."
     )
 
@@ -78,12 +80,19 @@ class ExportQuery:
     """A row query for ``COPY (sql) TO STDOUT``.
 
     ``sql`` uses psycopg placeholders (``%(name)s``, bound client-side by ``cursor.copy``)
-    and selects exactly ``columns``, in order, already filtered to the organization.
+    and selects exactly ``columns``, in order, already filtered to the organization. The
+    values are the raw stored values (typed: numbers, booleans, dates); a format that needs
+    a guard (CSV against spreadsheet formulas) adds it in its writer.
     """
 
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
     columns: tuple[str, ...] = ()
+    # Text columns that cannot hold user text: a CHECK-constrained vocabulary (status,
+    # currency, method) or a server-made format (ISO timestamps, months). The CSV formula
+    # guard skips them; every other text column is guarded, so a column a report forgets
+    # to list here is guarded, never left open.
+    closed_text_columns: frozenset[str] = frozenset()
 
 
 class Report(ABC):

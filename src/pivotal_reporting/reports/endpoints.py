@@ -17,18 +17,14 @@ from starlette.responses import Response
 from pivotal_reporting.auth.dependencies import get_database, require
 from pivotal_reporting.auth.principal import VIEW_REPORTS, Principal
 from pivotal_reporting.db import Database
+from pivotal_reporting.errors import problem_responses
 from pivotal_reporting.reports import registry, service
 from pivotal_reporting.reports.base import Report, ReportFilters
 from pivotal_reporting.reports.schemas import DecimalJSONResponse
 
 router = APIRouter(prefix="/v1/reports/summary", tags=["reports"])
 
-_PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
-_RESPONSES: dict[int | str, dict[str, object]] = {
-    401: {"description": "No valid bearer token.", **_PROBLEM},
-    403: {"description": "Missing reports.view_reports, or another organizationId.", **_PROBLEM},
-    422: {"description": "Invalid filter; `errors` names each field.", **_PROBLEM},
-}
+_RESPONSES = problem_responses(401, 403, 422, 429, 503)
 
 
 def _summary_endpoint(report: Report) -> Callable[..., Awaitable[Response]]:

@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.reports.base import (
@@ -60,12 +60,12 @@ from pivotal_reporting.reports.sql import (
     Conditions,
     day_buckets,
     first_date_from,
-    formula_safe,
     iso_utc,
     local_date,
     local_midnight_epoch,
     rounded,
 )
+from pivotal_reporting.validation import Id, Instant
 
 BUCKETS = day_buckets((0, 7), (8, 14), (15, 30), (31, 60), (61, 90))
 # Stored statuses reported, with "overdue" shown instead of issued/part_paid when it is.
@@ -102,12 +102,12 @@ _MIDNIGHTS = """JOIN (
 
 
 class InvoiceSettlementTimeFilters(ReportFilters):
-    customer_id: str | None = Field(default=None, description="Only this customer's invoices.")
+    customer_id: Id | None = Field(default=None, description="Only this customer's invoices.")
     status: Literal["issued", "part_paid", "paid", "written_off"] | None = Field(
         default=None, description="Only invoices with this stored status."
     )
     overdue_only: bool | None = Field(default=None, description="Only overdue invoices.")
-    as_of: AwareDatetime | None = Field(
+    as_of: Instant | None = Field(
         default=None, description="Instant for days outstanding and overdue; default now."
     )
     currency: CurrencyCode | None = Field(
@@ -355,9 +355,12 @@ EXPORT_COLUMNS = (
     "settlement_time_days",
 )
 
+# CHECK-constrained vocabularies and server-formatted instants: never user text.
+CLOSED_TEXT_COLUMNS = frozenset({"status", "currency", "paid_at"})
+
 _EXPORT_SQL = f"""
-SELECT {formula_safe("i.id")} AS invoice_id, {formula_safe("i.invoice_number")} AS invoice_number,
-       {formula_safe("i.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
+SELECT i.id AS invoice_id, i.invoice_number AS invoice_number,
+       i.customer_id AS customer_id, c.name AS customer_name,
        i.status, {OVERDUE} AS overdue, i.currency, i.total_amount, i.amount_paid, i.balance_due,
        i.issue_date, i.due_date, {iso_utc("i.paid_at")} AS paid_at,
        {rounded(_seconds(local_midnight_epoch("i.issue_date")), divisor=SECONDS_PER_DAY, places=4)} AS settlement_time_days
@@ -431,6 +434,7 @@ class InvoiceSettlementTimeReport(Report):
             sql=_EXPORT_SQL.format(conditions=where.sql),
             params=where.params,
             columns=EXPORT_COLUMNS,
+            closed_text_columns=CLOSED_TEXT_COLUMNS,
         )
 
 

@@ -41,17 +41,17 @@ from pivotal_reporting.reports.schemas import (
 )
 from pivotal_reporting.reports.sql import (
     Conditions,
-    formula_safe,
     iso_utc,
     money_buckets,
 )
+from pivotal_reporting.validation import Id
 
 BUCKETS = money_buckets((0, 1000), (1001, 5000), (5001, 10000), (10001, 25000), (25001, 50000))
 PaymentMethod = Literal["bank_transfer", "credit_card", "check", "cash", "other"]
 
 
 class PaymentsReceivedFilters(ReportFilters):
-    customer_id: str | None = Field(default=None, description="Only this customer's payments.")
+    customer_id: Id | None = Field(default=None, description="Only this customer's payments.")
     method: PaymentMethod | None = Field(default=None, description="Only this payment method.")
     currency: CurrencyCode | None = Field(
         default=None, description="Only this currency (and headline amounts in it)."
@@ -213,10 +213,13 @@ _ROLLUP_BY_CUSTOMER_SQL = {
     True: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers_filtered", _CUSTOMERS_WANTED)),
 }
 
+# CHECK-constrained vocabularies and server-formatted instants: never user text.
+CLOSED_TEXT_COLUMNS = frozenset({"method", "status", "currency", "paid_at", "paid_month"})
+
 _EXPORT_SQL = f"""
-SELECT {formula_safe("p.id")} AS payment_id, {formula_safe("p.reference")} AS reference,
-       {formula_safe("p.invoice_id")} AS invoice_id, {formula_safe("i.invoice_number")} AS invoice_number,
-       {formula_safe("p.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
+SELECT p.id AS payment_id, p.reference AS reference,
+       p.invoice_id AS invoice_id, i.invoice_number AS invoice_number,
+       p.customer_id AS customer_id, c.name AS customer_name,
        p.method, p.status, p.currency, p.amount, {iso_utc("p.paid_at")} AS paid_at,
        to_char(p.paid_at AT TIME ZONE %(tz)s, 'YYYY-MM') AS paid_month
 FROM payments p
@@ -285,6 +288,7 @@ class PaymentsReceivedReport(Report):
             sql=_EXPORT_SQL.format(conditions=where.sql),
             params=where.params,
             columns=EXPORT_COLUMNS,
+            closed_text_columns=CLOSED_TEXT_COLUMNS,
         )
 
 

@@ -43,10 +43,10 @@ from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     Conditions,
     day_buckets,
-    formula_safe,
     iso_utc,
     rounded,
 )
+from pivotal_reporting.validation import Id
 
 BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 NO_PROJECT = "(no project)"
@@ -54,8 +54,8 @@ _SECONDS = "date_part('epoch', q.decided_at - q.created_at)"
 
 
 class QuoteCycleTimeFilters(ReportFilters):
-    customer_id: str | None = Field(default=None, description="Only this customer's quotes.")
-    project_id: str | None = Field(default=None, description="Only this project's quotes.")
+    customer_id: Id | None = Field(default=None, description="Only this customer's quotes.")
+    project_id: Id | None = Field(default=None, description="Only this project's quotes.")
     status: Literal["accepted", "rejected", "expired"] | None = Field(
         default=None, description="Only quotes decided this way."
     )
@@ -168,10 +168,13 @@ EXPORT_COLUMNS = (
     "cycle_time_days",
 )
 
+# CHECK-constrained vocabularies and server-formatted instants: never user text.
+CLOSED_TEXT_COLUMNS = frozenset({"status", "currency", "created_at", "sent_at", "decided_at"})
+
 _EXPORT_SQL = f"""
-SELECT {formula_safe("q.id")} AS quote_id, {formula_safe("q.quote_number")} AS quote_number,
-       {formula_safe("q.customer_id")} AS customer_id, {formula_safe("c.name")} AS customer_name,
-       {formula_safe("q.project_id")} AS project_id, {formula_safe("p.name")} AS project_name,
+SELECT q.id AS quote_id, q.quote_number AS quote_number,
+       q.customer_id AS customer_id, c.name AS customer_name,
+       q.project_id AS project_id, p.name AS project_name,
        q.status, q.currency, q.total_amount,
        {iso_utc("q.created_at")} AS created_at, {iso_utc("q.sent_at")} AS sent_at,
        {iso_utc("q.decided_at")} AS decided_at,
@@ -238,4 +241,5 @@ class QuoteCycleTimeReport(Report):
             sql=_EXPORT_SQL.format(conditions=where.sql),
             params=where.params,
             columns=EXPORT_COLUMNS,
+            closed_text_columns=CLOSED_TEXT_COLUMNS,
         )

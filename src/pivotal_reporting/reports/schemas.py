@@ -13,11 +13,11 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field, WithJsonSchema
 from starlette.responses import JSONResponse
 
 from pivotal_reporting.reports.sql import Bucket
+from pivotal_reporting.schema_base import CamelModel as CamelModel  # the report modules' import
 
 Money = Annotated[
     Decimal,
@@ -36,12 +36,6 @@ Percentage = Annotated[
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
 
 _CENT = Decimal("0.01")
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
-    )
 
 
 class DistributionBucket(CamelModel):

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 SECONDS_PER_DAY = 86400
 SECONDS_PER_HOUR = 3600
 
-# Cells that a spreadsheet would run as a formula (or that could smuggle one in).
-_FORMULA_TRIGGERS = "'=', '+', '-', '@', E'\\t', E'\\r', E'\\n'"
+# A cell a spreadsheet would run as a formula: one that starts with tab, CR or LF, or whose
+# first character after leading white space is = + - @ or full-width U+FF1D U+FF0B U+FF0D U+FF20 (which
+# spreadsheets fold to ASCII). A PostgreSQL regular expression (ARE): a constant, never input.
+_FORMULA_PATTERN = r"^([\t\r\n]|[[:space:]\u3000]*[-=+@\uff1d\uff0b\uff0d\uff20])"
 
 
 @dataclass
@@ -99,16 +101,23 @@ def rounded(expression: str, *, divisor: int = 1, places: int = 1) -> str:
 
 
 def formula_safe(expression: str) -> str:
-    """A text expression neutralised against spreadsheet formula injection.
+    """A text expression neutralised against spreadsheet formula injection (CSV only).
 
-    A cell beginning with ``=``, ``+``, ``-``, ``@``, tab, CR or LF gets a leading single
-    quote; every other value (and NULL) is unchanged. Apply to text columns only:
-    numbers and dates stay typed, so a negative amount is still a number.
+    A cell that starts with tab, CR or LF, or whose first character after leading white
+    space is ``=``, ``+``, ``-``, ``@`` or its full-width form (U+FF1D, U+FF0B, U+FF0D, U+FF20) gets a leading single
+    quote; every other value (and NULL) is unchanged. The CSV writer applies it to the
+    text columns that can hold user text; JSON (and any typed format) carries the values
+    as stored.
     """
     return (
-        f"CASE WHEN left({expression}, 1) IN ({_FORMULA_TRIGGERS}) "
-        f"THEN '''' || {expression} ELSE {expression} END"
+        f"CASE WHEN ({expression}) ~ '{_FORMULA_PATTERN}' "
+        f"THEN '''' || ({expression}) ELSE ({expression}) END"
     )
+
+
+def csv_boolean(expression: str) -> str:
+    """A boolean as ``true``/``false`` (COPY's CSV writes ``t``/``f``); NULL stays NULL."""
+    return f"CASE WHEN ({expression}) THEN 'true' WHEN NOT ({expression}) THEN 'false' END"
 
 
 def iso_utc(expression: str) -> str:

@@ -55,10 +55,10 @@ from pivotal_reporting.reports.sql import (
     Conditions,
     day_buckets,
     first_date_from,
-    formula_safe,
     iso_utc,
     rounded,
 )
+from pivotal_reporting.validation import Id
 
 BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 COARSE_BIN = SECONDS_PER_HOUR
@@ -67,8 +67,8 @@ _PENDING_AGE = "(%(now_epoch)s - date_part('epoch', t.submitted_at))"
 
 
 class TimeApprovalsFilters(ReportFilters):
-    user_id: str | None = Field(default=None, description="Only this user's entries.")
-    project_id: str | None = Field(default=None, description="Only this project's entries.")
+    user_id: Id | None = Field(default=None, description="Only this user's entries.")
+    project_id: Id | None = Field(default=None, description="Only this project's entries.")
     status: Literal["draft", "submitted", "approved", "rejected"] | None = Field(
         default=None, description="Only entries with this status."
     )
@@ -270,13 +270,16 @@ EXPORT_COLUMNS = (
     "approval_time_days",
 )
 
+# CHECK-constrained vocabularies and server-formatted instants: never user text.
+CLOSED_TEXT_COLUMNS = frozenset({"status", "submitted_at", "approved_at", "rejected_at"})
+
 _EXPORT_SQL = f"""
-SELECT {formula_safe("t.id")} AS time_entry_id,
-       {formula_safe("t.user_id")} AS user_id, {formula_safe("u.display_name")} AS user_name,
-       {formula_safe("t.project_id")} AS project_id, {formula_safe("p.name")} AS project_name,
+SELECT t.id AS time_entry_id,
+       t.user_id AS user_id, u.display_name AS user_name,
+       t.project_id AS project_id, p.name AS project_name,
        t.work_date, t.hours, t.billable, t.status,
        {iso_utc("t.submitted_at")} AS submitted_at, {iso_utc("t.approved_at")} AS approved_at,
-       {iso_utc("t.rejected_at")} AS rejected_at, {formula_safe("t.approved_by")} AS approved_by,
+       {iso_utc("t.rejected_at")} AS rejected_at, t.approved_by AS approved_by,
        {rounded(_LATENCY, divisor=SECONDS_PER_HOUR, places=2)} AS approval_time_hours,
        {rounded(_LATENCY, divisor=SECONDS_PER_DAY, places=4)} AS approval_time_days
 FROM time_entries t
@@ -346,6 +349,7 @@ class TimeApprovalsReport(Report):
             sql=_EXPORT_SQL.format(conditions=where.sql),
             params=where.params,
             columns=EXPORT_COLUMNS,
+            closed_text_columns=CLOSED_TEXT_COLUMNS,
         )
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pivotal_reporting.exports.storage import ExportStorage
 from pivotal_reporting.retention import repository as repo
+from pivotal_reporting.storage import ExportStorage
 
 log = logging.getLogger(__name__)
 

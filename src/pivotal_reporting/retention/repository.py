@@ -47,7 +47,6 @@ _DELETE_ROWS = text(
     RETURNING id, organization_id, user_id, report_type, format, status, attempts
     """
 )
-_ORGANIZATIONS = text("SELECT id, settings -> 'exportRetentionDays' AS raw FROM organizations")
 _REFERENCED_KEYS = text("SELECT storage_key FROM export_jobs WHERE storage_key = ANY(:keys)")
 
 
@@ -93,11 +92,6 @@ async def delete_rows(
 ) -> list[Row[Any]]:
     params = {"org": organization_id, "ids": ids}
     return list((await session.execute(_DELETE_ROWS, params)).all())
-
-
-async def organizations(session: AsyncSession) -> list[Row[Any]]:
-    """Every organization with its raw retention setting (system session)."""
-    return list((await session.execute(_ORGANIZATIONS)).all())
 
 
 async def referenced_keys(session: AsyncSession, keys: list[str]) -> set[str]:

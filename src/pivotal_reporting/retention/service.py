@@ -10,7 +10,6 @@ its file's deletion unnoticed or a file without a row.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.db import Database
-from pivotal_reporting.exports.storage import ExportStorage, LocalStorage
 from pivotal_reporting.observability.logs import log_event, log_job_transition
+from pivotal_reporting.organization_settings import retention_days_by_organization
 from pivotal_reporting.retention import repository as repo
 from pivotal_reporting.retention.orphans import delete_orphans, find_orphans
-from pivotal_reporting.retention.policy import ORPHAN_GRACE, Cutoffs, retention_days
+from pivotal_reporting.retention.policy import ORPHAN_GRACE, Cutoffs
+from pivotal_reporting.storage import ExportStorage, LocalStorage, organization_prefix
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,6 @@ class RetentionReport:
         }
 
 
-def storage_prefix(organization_id: str) -> str:
-    """The first segment of an organization's storage keys (as the export runner builds them)."""
-    return re.sub(r"[^A-Za-z0-9_\-]", "_", organization_id)
-
-
 async def run_retention(
     database: Database,
     storage: ExportStorage,
@@ -87,7 +82,7 @@ async def run_retention(
     report = RetentionReport(dry_run=dry_run, organizations=[], unattributed_orphans=[])
     for organization_id, days in orgs:
         sweep = OrganizationSweep(organization_id, days)
-        sweep.orphan_keys = orphans.pop(storage_prefix(organization_id), [])
+        sweep.orphan_keys = orphans.pop(organization_prefix(organization_id), [])
         await _sweep_organization(
             database, storage, sweep, Cutoffs.at(now, days), dry_run, batch_size
         )
@@ -109,14 +104,10 @@ async def _scope(
 ) -> tuple[list[tuple[str, int]], dict[str, list[str]]]:
     """The organizations to sweep with their retention days, and the orphan files by prefix."""
     async with database.system_session() as session:
-        orgs = [
-            (row.id, retention_days(row.raw, row.id))
-            for row in await repo.organizations(session)
-            if organization_ids is None or row.id in organization_ids
-        ]
+        orgs = await retention_days_by_organization(session, organization_ids)
         orphans = await find_orphans(session, storage, orphans_before)
     if organization_ids is not None:
-        wanted = {storage_prefix(org) for org, _ in orgs}
+        wanted = {organization_prefix(org) for org, _ in orgs}
         orphans = {prefix: keys for prefix, keys in orphans.items() if prefix in wanted}
     return orgs, orphans
 

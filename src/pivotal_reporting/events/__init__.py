@@ -1,0 +1,1 @@
+"""Live updates: PostgreSQL NOTIFY fanned out to browsers over Server-Sent Events."""
