@@ -53,12 +53,6 @@ def oidc_settings(settings: Settings, issuer: str, **overrides: Any) -> Settings
 
 
 @pytest.fixture(scope="module")
-def provider() -> Iterator[MockProvider]:
-    with MockProvider() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def provider_api(settings: Settings, provider: MockProvider) -> Iterator[httpx.Client]:
     app = create_app(oidc_settings(settings, provider.issuer))
     with ServerThread(app) as server, httpx.Client(base_url=server.base_url, timeout=60) as http:
