@@ -97,8 +97,8 @@ def test_sign_in_with_authorization_code_and_pkce(
         assert back.startswith(f"{api}/oidc/callback?")
 
         landing = browser.get(back)
-        assert landing.status_code == 200, landing.text
-        assert 'http-equiv="refresh" content="0;url=/"' in landing.text
+        assert landing.status_code == 303, landing.text
+        assert landing.headers["location"] == "/"
         assert browser.cookies.get("pivotal_session")
         assert browser.cookies.get(FLOW_COOKIE) is None  # one flow, one use
 

@@ -10,8 +10,10 @@ and the ``code_verifier`` in a short-lived HttpOnly cookie scoped to ``/oidc/``
 exactly like a bearer token (keys, RS256/ES256, issuer, lifetime cap) for the client id
 and the ``nonce``, provisions the user on first sight, and opens the same session cookie
 as the other sign-ins (``auth/sessions.py``), ending when the ID token does and keeping
-its provider roles. The browser then lands on ``/`` through a same-site page: a session
-cookie (SameSite=Strict) set during a cross-site redirect chain would not be sent yet.
+its provider roles, then redirects to ``/``. (That navigation still belongs to the
+provider's cross-site redirect chain, so the browser does not send the SameSite=Strict
+cookie with it; it does not need to: the page is public and its own same-origin
+``/v1/me`` call carries the cookie. The browser test runs the two on different sites.)
 
 Any failure lands on ``/?signin=provider-failed`` (logged with its reason); nothing of the
 provider's answer is shown to the browser.
@@ -29,7 +31,7 @@ from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
 from pivotal_reporting.auth import sessions
 from pivotal_reporting.auth.dependencies import get_database
@@ -48,13 +50,6 @@ FLOW_COOKIE = "pivotal_oidc_flow"
 FLOW_COOKIE_PATH = "/oidc/"
 FLOW_LIFETIME_SECONDS = 600
 FAILED = "/?signin=provider-failed"
-
-_LANDING = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="0;url=/">
-<title>Signed in · Pivotal Flow Reporting</title></head>
-<body><p>Signed in. <a href="/">Open the dashboard</a>.</p></body></html>
-"""
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -142,10 +137,7 @@ async def oidc_callback(
         log.warning("dashboard sign-in through the identity provider failed: %s", exc.detail)
         response: Response = RedirectResponse(FAILED, status_code=303)
     else:
-        response = HTMLResponse(
-            _LANDING,
-            headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'"},
-        )
+        response = RedirectResponse("/", status_code=303)
         sessions.set_cookies(request, response, opened)
     response.delete_cookie(FLOW_COOKIE, path=FLOW_COOKIE_PATH)
     return response
