@@ -33,6 +33,8 @@ from pivotal_reporting.embedded import start_embedded
 from tests.factories import Tenant, create_tenant
 from tests.server import QUIET_ROLLUP_CRON, TEST_JWT_SECRET, TEST_METRICS_TOKEN, ServerThread
 
+pytest_plugins = ["tests.s3_server"]  # the s3_server fixture (a real S3-protocol server)
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_PGDATA = REPO / ".data" / "test-pg"
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from pivotal_reporting import schema
+from pivotal_reporting.backup import commands as backup_commands
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
 from pivotal_reporting.observability.logs import configure_logging
@@ -25,6 +26,8 @@ rollups_app = typer.Typer(help="Report rollup tools.", no_args_is_help=True)
 app.add_typer(rollups_app, name="rollups")
 db_app = typer.Typer(help="The embedded PostgreSQL under PIVOTAL_DATA_DIR.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("backup")(backup_commands.backup)
+app.command("restore")(backup_commands.restore)
 
 
 def _setup(settings: Settings) -> str:
@@ -277,7 +280,7 @@ def cleanup(
 
     settings = get_settings()
     url = _setup(settings)
-    report = asyncio.run(run_cleanup(url, settings.exports_path, dry_run=dry_run))
+    report = asyncio.run(run_cleanup(url, settings, dry_run=dry_run))
     for line in describe(report):
         typer.echo(line)
 

@@ -7,6 +7,7 @@ embedded database.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
+_S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9_\-.]+)*/?$")
 
 
 def default_data_dir() -> Path:
@@ -132,6 +134,29 @@ class Settings(BaseSettings):
         description="The dashboard's callback URL registered at the provider "
         "(default: <this request's origin><public_base_path>/oidc/callback).",
     )
+    # Export storage beyond one machine (docs/storage-and-backups.md). Endpoint, region and
+    # credentials of S3 come the standard AWS way (AWS_ENDPOINT_URL, AWS_REGION, ...).
+    export_storage_url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix stores export files as objects; empty: export_dir.",
+    )
+    export_download_mode: Literal["stream", "redirect"] = Field(
+        default="stream",
+        description="redirect: 307 to a presigned URL of the object (S3 only); stream: via the API.",
+    )
+    export_download_url_seconds: int = Field(
+        default=300, ge=1, le=7 * 24 * 3600, description="Lifetime of a presigned download URL."
+    )
+    export_upload_part_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        le=5 * 1024 * 1024 * 1024,
+        description="Size of each multipart upload part (S3's minimum is 5 MiB).",
+    )
+    pg_bin_dir: Path | None = Field(
+        default=None,
+        description="Where backup/restore look first for pg_dump and pg_restore.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -151,6 +176,19 @@ class Settings(BaseSettings):
                 "(a token issued for another application must not be accepted)"
             )
         return self
+
+    @field_validator("export_storage_url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not _S3_URL.match(value):
+            raise ValueError(
+                "PIVOTAL_EXPORT_STORAGE_URL must look like s3://bucket or s3://bucket/prefix "
+                "(bucket: 3-63 lowercase letters, digits, dots, hyphens; prefix: letters, "
+                "digits, _ - . /)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

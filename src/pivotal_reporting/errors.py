@@ -227,6 +227,23 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# The export body is a union tagged by ``reportType``: pydantic names the tag in the
+# location (``body.payments_received.filters.toDate``). Body fields are camelCase, so a
+# snake_case part right after ``body`` can only be that tag.
+_UNION_TAG = re.compile(r"^[a-z]+(_[a-z]+)+$")
+
+
+def _client_location(loc: Sequence[Any]) -> list[Any]:
+    """The location as the client wrote it: no union tag, and filters named as ``filters.x``."""
+    parts = list(loc)
+    if len(parts) > 2 and parts[0] == "body" and isinstance(parts[1], str):
+        if _UNION_TAG.match(parts[1]):
+            parts = ["body", *parts[2:]]
+        if parts[1] == "filters":
+            parts = parts[1:]
+    return parts
+
+
 def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     """Pydantic errors as ``[{"field": "query.fromDate", "message": ...}]``, no input echoed.
 
@@ -235,7 +252,7 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     """
     result = []
     for error in exc.errors():
-        location = ".".join(str(part) for part in error.get("loc", ()))
+        location = ".".join(str(part) for part in _client_location(error.get("loc", ())))
         message = _field_message(error)
         result.append({"field": _printable(location), "message": _printable(message)})
     return result

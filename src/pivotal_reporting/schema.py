@@ -57,3 +57,9 @@ def pending_drift(url: str) -> list[object]:
             },
         )
         return list(compare_metadata(context, Base.metadata))
+
+
+def script_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this release's migrations."""
+    script = ScriptDirectory.from_config(alembic_config("postgresql://"))
+    return script.get_revision(revision) is not None

@@ -5,9 +5,10 @@ Keys are relative, slash-separated names such as ``org_x/job_y-1.csv`` (letters,
 segment is :func:`organization_prefix`. A file becomes visible under its key only once it
 is complete: writers fill a partial file, fsync it, and rename it into place atomically.
 
-The retention job uses exactly two operations: :meth:`LocalStorage.keys` (every stored
-key) and :meth:`LocalStorage.delete` (idempotent). Object storage can implement the same
-:class:`ExportStorage` protocol later.
+The retention job lists what is stored (:meth:`LocalStorage.listing`: keys with their
+last-modified times), deletes (:meth:`LocalStorage.delete`, idempotent) and clears stale
+partial writes. The S3 backend (``storage_s3.py``) implements the same
+:class:`ExportStorage` protocol with objects and multipart uploads.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -45,6 +47,18 @@ def validate_key(key: str) -> str:
     if not _KEY_RE.match(key) or ".." in key.split("/"):
         raise ValueError(f"unsafe storage key: {key!r}")
     return key
+
+
+class Partial(Protocol):
+    """A file being written (any backend): hashed and counted as bytes pass."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    def write(self, data: bytes) -> None: ...
 
 
 @dataclass
@@ -75,14 +89,19 @@ class StoredFile:
 
 
 class ExportStorage(Protocol):
-    def begin(self, key: str) -> PartialFile: ...
-    def commit(self, partial: PartialFile) -> StoredFile: ...
-    def abort(self, partial: PartialFile) -> None: ...
+    def begin(self, key: str) -> Partial: ...
+    def commit(self, partial: Partial) -> StoredFile: ...
+    def abort(self, partial: Partial) -> None: ...
     def size(self, key: str) -> int: ...
     def iter_bytes(self, key: str) -> Iterator[bytes]: ...
     def delete(self, key: str) -> bool: ...
     def keys(self) -> Iterator[str]: ...
+    def listing(self) -> Iterator[tuple[str, datetime]]: ...
     def discard_partials(self, prefix: str) -> int: ...
+    def discard_stale_partials(self, older_than: datetime) -> int: ...
+    def download_url(
+        self, key: str, *, file_name: str, media_type: str, expires_in: int
+    ) -> str | None: ...
 
 
 class LocalStorage:
@@ -107,8 +126,9 @@ class LocalStorage:
         handle = os.fdopen(fd, "wb")  # closed by commit() or abort()
         return PartialFile(key=key, path=path, handle=handle)
 
-    def commit(self, partial: PartialFile) -> StoredFile:
+    def commit(self, partial: Partial) -> StoredFile:
         """fsync the partial file and rename it to its key: all or nothing."""
+        partial = _local(partial)
         partial.handle.flush()
         os.fsync(partial.handle.fileno())
         partial.handle.close()
@@ -118,8 +138,9 @@ class LocalStorage:
         _fsync_dir(target.parent)
         return StoredFile(key=partial.key, size=partial.size, sha256=partial.sha256)
 
-    def abort(self, partial: PartialFile) -> None:
+    def abort(self, partial: Partial) -> None:
         """Close and remove a partial file (cancelled or failed export)."""
+        partial = _local(partial)
         partial.handle.close()
         partial.path.unlink(missing_ok=True)
 
@@ -158,6 +179,42 @@ class LocalStorage:
             path.unlink(missing_ok=True)
             removed += 1
         return removed
+
+    # Beside the operations above: what retention and the download endpoint also use.
+
+    def listing(self) -> Iterator[tuple[str, datetime]]:
+        """Every complete file's key with its modification time (files gone meanwhile skipped)."""
+        for key in self.keys():
+            try:
+                mtime = self.path(key).stat().st_mtime
+            except FileNotFoundError:
+                continue
+            yield key, datetime.fromtimestamp(mtime, UTC)
+
+    def discard_stale_partials(self, older_than: datetime) -> int:
+        """Remove partial files last written before ``older_than`` (a writer long dead)."""
+        removed = 0
+        for path in self.partial_root.glob("*.part"):
+            try:
+                stale = path.stat().st_mtime < older_than.timestamp()
+            except FileNotFoundError:
+                continue
+            if stale:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def download_url(
+        self, key: str, *, file_name: str, media_type: str, expires_in: int
+    ) -> str | None:
+        """``None``: a local file has no URL of its own; the API streams it."""
+        return None
+
+
+def _local(partial: Partial) -> PartialFile:
+    if not isinstance(partial, PartialFile):
+        raise TypeError("not a partial file of the local storage")
+    return partial
 
 
 def _make_private_dirs(root: Path, directory: Path) -> None:

@@ -29,7 +29,7 @@ INSTANT_HINT = "an ISO-8601 date-time with an offset, e.g. 2024-01-01T00:00:00Z"
 
 _INSTANT_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
 )
 _INSTANT = re.compile(_INSTANT_PATTERN)
 # No C0 control character (NUL, tab, CR, LF ...) and no DEL; ECMA-262 and Rust syntax alike.

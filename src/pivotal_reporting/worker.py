@@ -32,7 +32,7 @@ from pivotal_reporting.exports import tasks as export_tasks
 from pivotal_reporting.queue import queue_app
 from pivotal_reporting.reports import tasks as report_tasks
 from pivotal_reporting.retention import tasks as retention_tasks
-from pivotal_reporting.storage import LocalStorage
+from pivotal_reporting.storage_backends import open_storage
 from pivotal_reporting.worker_runtime import RUNTIME_KEY, WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class SupervisedWorker:
         database = Database.connect(self.url, pool_size=options.concurrency + 2)
         runtime = WorkerRuntime(
             database=database,
-            storage=LocalStorage(self.settings.exports_path),
+            storage=open_storage(self.settings),
             settings=self.settings,
             stalled_after_seconds=options.stalled_after_seconds,
         )

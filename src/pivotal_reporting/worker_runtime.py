@@ -14,7 +14,7 @@ from procrastinate import JobContext
 
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
-from pivotal_reporting.storage import LocalStorage
+from pivotal_reporting.storage import ExportStorage
 
 RUNTIME_KEY = "worker_runtime"
 
@@ -24,7 +24,7 @@ class WorkerRuntime:
     """What tasks need in a worker process."""
 
     database: Database
-    storage: LocalStorage
+    storage: ExportStorage
     settings: Settings
     stalled_after_seconds: float = 30.0
 

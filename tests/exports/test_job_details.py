@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pivotal_reporting.exports.filenames import ascii_file_name, content_disposition
+from pivotal_reporting.filenames import ascii_file_name, content_disposition
 from tests.exports.conftest import download
 from tests.factories import Tenant, create_export_job
 

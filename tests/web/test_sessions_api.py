@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -307,16 +307,35 @@ def test_events_need_a_caller_who_may_view_reports(client: httpx.Client, tenant:
     assert client.get("/v1/events", headers=tenant.headers(tenant.nobody)).status_code == 403
 
 
-def test_the_session_cookie_is_secure_under_https(client: httpx.Client, tenant: Tenant) -> None:
-    """Behind a TLS proxy (uvicorn trusts X-Forwarded-Proto from 127.0.0.1 by default)."""
+def test_the_session_cookie_is_secure_under_https(
+    start_server: Callable[..., ServerThread], tenant: Tenant
+) -> None:
+    """Behind a TLS proxy that the server is configured to trust (127.0.0.1 here)."""
+    server = start_server(forwarded_allow_ips="127.0.0.1")
+    with httpx.Client(base_url=server.base_url, timeout=60) as http:
+        response = http.post(
+            "/v1/session",
+            json={"token": tenant.token(tenant.viewer)},
+            headers={"X-Forwarded-Proto": "https"},
+        )
+        assert response.status_code == 201
+        for cookie in response.headers.get_list("set-cookie"):
+            assert "Secure" in cookie
+        # Without the proxy's word the connection is plain HTTP: no Secure flag.
+        plain = http.post("/v1/session", json={"token": tenant.token(tenant.viewer)})
+        assert all("Secure" not in c for c in plain.headers.get_list("set-cookie"))
+
+
+def test_an_untrusted_forwarded_proto_does_not_make_the_cookie_secure(
+    client: httpx.Client, tenant: Tenant
+) -> None:
     response = client.post(
         "/v1/session",
         json={"token": tenant.token(tenant.viewer)},
         headers={"X-Forwarded-Proto": "https"},
     )
     assert response.status_code == 201
-    for cookie in response.headers.get_list("set-cookie"):
-        assert "Secure" in cookie
+    assert all("Secure" not in c for c in response.headers.get_list("set-cookie"))
 
 
 # ---- the page -----------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class ChainVerificationRead(CamelModel):
     "/audit-logs/verification",
     response_model=ChainVerificationRead,
     summary="Recompute the organization's hash chain now: intact, or where it first breaks",
+    responses=problem_responses(401, 403, 429, 503),
 )
 async def verify_audit_chain(
     principal: Auditor, database: Annotated[Database, Depends(get_database)]

@@ -15,7 +15,7 @@ from pivotal_reporting.auth.principal import load_principal
 from pivotal_reporting.auth.schemas import MeRead
 from pivotal_reporting.auth.tokens import verify_token
 from pivotal_reporting.db import Database
-from pivotal_reporting.errors import AppError, Unauthorized
+from pivotal_reporting.errors import AppError, Unauthorized, problem_responses
 from pivotal_reporting.schema_base import CamelModel
 
 router = APIRouter(tags=["identity"])
@@ -49,6 +49,7 @@ async def signin_with_link(
     summary="Exchange a bearer token for a browser session (cookie) ending when the token does",
     description="With an OpenID Connect issuer configured the token must be the provider's "
     "(docs/oidc.md); the session keeps its roles.",
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
 )
 async def create_session(
     request: Request, body: SessionCreate, database: DatabaseDep, response: Response
@@ -72,7 +73,12 @@ async def create_session(
     return MeRead.from_principal(principal)
 
 
-@router.delete("/v1/session", status_code=204, summary="Sign out: end this browser session")
+@router.delete(
+    "/v1/session",
+    status_code=204,
+    summary="Sign out: end this browser session",
+    responses=problem_responses(401, 403, 429, 503),
+)
 async def delete_session(
     request: Request, principal: CurrentPrincipal, database: DatabaseDep
 ) -> Response:

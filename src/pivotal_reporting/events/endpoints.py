@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from pivotal_reporting.auth.dependencies import require
 from pivotal_reporting.auth.principal import VIEW_REPORTS, Principal
+from pivotal_reporting.errors import problem_responses
 from pivotal_reporting.events.broker import EventBroker
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -27,7 +28,10 @@ STREAM_SECONDS = 60.0
     "/events",
     summary="Live updates: your export jobs' progress and your organization's changed figures",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        **problem_responses(401, 403, 429, 503),
+    },
 )
 async def stream_events(
     request: Request, principal: Annotated[Principal, Depends(require(VIEW_REPORTS))]

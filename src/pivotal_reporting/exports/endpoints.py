@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from pivotal_reporting.auth.dependencies import get_database, require
 from pivotal_reporting.auth.principal import EXPORT_REPORTS, VIEW_REPORTS, Principal
@@ -13,7 +13,6 @@ from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.errors import problem_responses
 from pivotal_reporting.exports import service
-from pivotal_reporting.exports.filenames import content_disposition
 from pivotal_reporting.exports.schemas import (
     ExportCreate,
     ExportCreated,
@@ -21,7 +20,9 @@ from pivotal_reporting.exports.schemas import (
     ExportJobStatusRead,
     ExportStatus,
 )
-from pivotal_reporting.storage import LocalStorage
+from pivotal_reporting.filenames import content_disposition
+from pivotal_reporting.storage import ExportStorage
+from pivotal_reporting.storage_backends import open_storage
 from pivotal_reporting.validation import Id
 
 router = APIRouter(prefix="/v1/reports/export", tags=["exports"])
@@ -34,17 +35,17 @@ IdempotencyKey = Annotated[
 ]
 
 
-def get_storage(request: Request) -> LocalStorage:
+def get_storage(request: Request) -> ExportStorage:
     """The export file storage of this app (one per process)."""
-    storage: LocalStorage | None = getattr(request.app.state, "export_storage", None)
+    storage: ExportStorage | None = getattr(request.app.state, "export_storage", None)
     if storage is None:
         settings: Settings = request.app.state.settings
-        storage = request.app.state.export_storage = LocalStorage(settings.exports_path)
+        storage = request.app.state.export_storage = open_storage(settings)
     return storage
 
 
 JobId = Annotated[Id, Path(description="The export job's id.")]
-StorageDep = Annotated[LocalStorage, Depends(get_storage)]
+StorageDep = Annotated[ExportStorage, Depends(get_storage)]
 
 
 @router.post(
@@ -147,14 +148,22 @@ async def cancel_export_post(
     summary="Download a completed export",
     responses={
         200: {"content": {"text/csv": {}, "application/json": {}}},
+        307: {"description": "Redirect to a short-lived presigned URL (S3, redirect mode)"},
         **problem_responses(401, 403, 404, 409, 410, 422, 429, 503),
     },
 )
 async def download_export(
-    job_id: JobId, principal: Exporter, database: DatabaseDep, storage: StorageDep
-) -> StreamingResponse:
+    request: Request, job_id: JobId, principal: Exporter, database: DatabaseDep, storage: StorageDep
+) -> Response:
+    settings: Settings = request.app.state.settings
     async with database.tenant_session(principal.organization_id) as session:
-        download = await service.open_download(session, principal, storage, job_id)
+        download = await service.open_download(
+            session, principal, storage, job_id, service.DeliveryOptions.of(settings)
+        )
+    if download.redirect_url is not None:
+        return RedirectResponse(
+            download.redirect_url, status_code=307, headers={"Cache-Control": "private, no-store"}
+        )
     headers = {
         "Content-Disposition": content_disposition(download.file_name),
         "Content-Length": str(download.size),

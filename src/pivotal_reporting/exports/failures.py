@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import psycopg
+from botocore.exceptions import ClientError as S3ClientError
+from botocore.exceptions import ConnectionError as S3ConnectionError
 from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 
@@ -41,9 +43,18 @@ def is_transient(exc: BaseException) -> bool:
                 return True
             if not state and isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
                 return True
-        if isinstance(cause, ConnectionError | TimeoutError):
+        if isinstance(cause, ConnectionError | TimeoutError | S3ConnectionError):
+            return True
+        if isinstance(cause, S3ClientError) and _s3_server_side(cause):
             return True
     return False
+
+
+def _s3_server_side(exc: S3ClientError) -> bool:
+    """An S3 answer worth retrying: 5xx, throttling (SlowDown, 503), a request timeout."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = exc.response.get("Error", {}).get("Code", "")
+    return status >= 500 or code in ("SlowDown", "RequestTimeout", "Throttling")
 
 
 def error_type_of(exc: BaseException) -> str:

@@ -15,7 +15,6 @@ from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.exports import repository as repo
-from pivotal_reporting.exports.filenames import download_path
 from pivotal_reporting.exports.writers import (
     ExportCancelled,
     ProgressCallback,
@@ -25,11 +24,17 @@ from pivotal_reporting.exports.writers import (
     write_csv,
     write_json,
 )
+from pivotal_reporting.filenames import download_path
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.organization_settings import read_organization_settings
 from pivotal_reporting.reports.base import ExportQuery, ReportContext
 from pivotal_reporting.reports.registry import get_report
-from pivotal_reporting.storage import ExportStorage, PartialFile, StoredFile, export_file_key
+from pivotal_reporting.storage import (
+    ExportStorage,
+    Partial,
+    StoredFile,
+    export_file_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,9 @@ async def execute_export(
         organization_id, job.user_id, org.timezone, org.base_currency, now=job.created_at
     )
     query = report.export_query(ctx, filters)
-    storage.discard_partials(f"{storage_key(job).rsplit('-', 1)[0]}-")
+    # Earlier attempts' partial files or uploads (a killed worker's); storage calls that
+    # may go over the network run in a thread, off the worker's event loop.
+    await asyncio.to_thread(storage.discard_partials, f"{storage_key(job).rsplit('-', 1)[0]}-")
     try:
         rows, partial = await _write_file(database, storage, job, query)
     except ExportCancelled:
@@ -96,7 +103,7 @@ def _progress_reporter(
 
 async def _write_file(
     database: Database, storage: ExportStorage, job: ExportJob, query: ExportQuery
-) -> tuple[int, PartialFile]:
+) -> tuple[int, Partial]:
     """Stream the rows into a partial file; the caller publishes it. Aborts on any error."""
     partial = storage.begin(storage_key(job))
     try:
@@ -136,7 +143,7 @@ async def _publish(
     storage: ExportStorage,
     settings: Settings,
     job: ExportJob,
-    partial: PartialFile,
+    partial: Partial,
     rows: int,
     retention_days: int,
 ) -> StoredFile | None:
@@ -159,7 +166,8 @@ async def _publish(
                 storage.abort(partial)
                 return None
             await _audit_completion(session, job, partial, rows)
-            stored = storage.commit(partial)  # the row commits only after the rename
+            # the row commits only after the rename (or the object upload completed)
+            stored = await asyncio.to_thread(storage.commit, partial)
         return stored
     except BaseException:
         if stored is None:
@@ -170,7 +178,7 @@ async def _publish(
 
 
 async def _audit_completion(
-    session: AsyncSession, job: ExportJob, partial: PartialFile, rows: int
+    session: AsyncSession, job: ExportJob, partial: Partial, rows: int
 ) -> None:
     await record_event(
         session,

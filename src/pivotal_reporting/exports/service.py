@@ -6,12 +6,13 @@ Services run inside the caller's tenant transaction and only ``flush()``; the ro
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -21,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pivotal_reporting import metrics
 from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.principal import Principal
+from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import Conflict, Gone, NotFound
 from pivotal_reporting.exports import repository as repo
 from pivotal_reporting.exports.capacity import ensure_export_capacity
-from pivotal_reporting.exports.filenames import MEDIA_TYPES, safe_file_name
 from pivotal_reporting.exports.schemas import (
     ExportCreate,
     ExportJobPage,
@@ -34,6 +35,7 @@ from pivotal_reporting.exports.schemas import (
     encode_job_cursor,
 )
 from pivotal_reporting.exports.tasks import run_export
+from pivotal_reporting.filenames import MEDIA_TYPES, safe_file_name
 from pivotal_reporting.models.base import new_id
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.reports.base import ReportFilters
@@ -46,11 +48,26 @@ EXISTING_MESSAGE = "Export job already exists for this Idempotency-Key"
 
 @dataclass(frozen=True)
 class Download:
+    """A file to stream (``chunks``) or, in redirect mode, a presigned ``redirect_url``."""
+
     file_name: str
     media_type: str
     size: int
     sha256: str
     chunks: Iterator[bytes]
+    redirect_url: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """How downloads are answered: ``stream`` through the API or ``redirect`` (presigned)."""
+
+    mode: str = "stream"
+    url_seconds: int = 300
+
+    @classmethod
+    def of(cls, settings: Settings) -> DeliveryOptions:
+        return cls(settings.export_download_mode, settings.export_download_url_seconds)
 
 
 def _validated_filters(principal: Principal, body: ExportCreate) -> ReportFilters:
@@ -248,9 +265,17 @@ _NO_FILE_EVER = {"cancelled": "was cancelled", "failed": "failed"}
 
 
 async def open_download(
-    session: AsyncSession, principal: Principal, storage: ExportStorage, job_id: str
+    session: AsyncSession,
+    principal: Principal,
+    storage: ExportStorage,
+    job_id: str,
+    delivery: DeliveryOptions = DeliveryOptions(),
 ) -> Download:
-    """The completed file and its metadata; 409 until completed, 410 once expired or deleted."""
+    """The completed file and its metadata; 409 until completed, 410 once expired or deleted.
+
+    In redirect mode a storage that can presign (S3) answers with a URL valid for
+    ``delivery.url_seconds``; issuing it is the audited download.
+    """
     job = await get_export(session, principal, job_id)
     if job.status == "expired" or job.file_deleted_at is not None:
         raise Gone(f"Export job {job_id} has expired; its file was deleted.")
@@ -262,10 +287,29 @@ async def open_download(
         )
     if job.expires_at is not None and job.expires_at <= datetime.now(UTC):
         raise Gone(f"Export job {job_id} has expired.")
-    try:
-        size = storage.size(job.storage_key)
+    try:  # a HEAD request on S3: off the event loop
+        size = await asyncio.to_thread(storage.size, job.storage_key)
     except FileNotFoundError as exc:
         raise Gone(f"The file of export job {job_id} is no longer available.") from exc
+    media_type = MEDIA_TYPES[job.format]
+    url = None
+    if delivery.mode == "redirect":
+        url = storage.download_url(
+            job.storage_key,
+            file_name=job.file_name,
+            media_type=media_type,
+            expires_in=delivery.url_seconds,
+        )
+    details: dict[str, Any] = {
+        "fileName": job.file_name,
+        "bytes": size,
+        "sha256": job.checksum_sha256,
+        "delivery": "stream" if url is None else "redirect",
+    }
+    if url is not None:
+        details["urlExpiresAt"] = (
+            datetime.now(UTC) + timedelta(seconds=delivery.url_seconds)
+        ).isoformat()
     await record_event(
         session,
         organization_id=principal.organization_id,
@@ -273,14 +317,15 @@ async def open_download(
         action="export_downloaded",
         resource="export_jobs",
         resource_id=job_id,
-        details={"fileName": job.file_name, "bytes": size, "sha256": job.checksum_sha256},
+        details=details,
     )
     return Download(
         job.file_name,
-        MEDIA_TYPES[job.format],
+        media_type,
         size,
         job.checksum_sha256,
-        storage.iter_bytes(job.storage_key),
+        iter(()) if url is not None else storage.iter_bytes(job.storage_key),
+        redirect_url=url,
     )
 
 

@@ -32,7 +32,7 @@ from psycopg.pq.abc import PGconn
 from pivotal_reporting.db import Database
 from pivotal_reporting.reports.base import ExportQuery
 from pivotal_reporting.reports.sql import csv_boolean, formula_safe
-from pivotal_reporting.storage import PartialFile
+from pivotal_reporting.storage import Partial
 
 TEXT_TYPE_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, bpchar, varchar
 BOOLEAN_TYPE_OID = 16
@@ -123,7 +123,7 @@ async def count_rows(conn: psycopg.AsyncConnection[object], query: ExportQuery) 
 async def write_csv(
     conn: psycopg.AsyncConnection[object],
     query: ExportQuery,
-    out: PartialFile,
+    out: Partial,
     progress: ProgressCallback,
 ) -> WriteResult:
     """CSV with a header row (UTF-8, RFC 4180 quoting by PostgreSQL), guarded by
@@ -137,7 +137,7 @@ async def write_csv(
 async def write_json(
     conn: psycopg.AsyncConnection[object],
     query: ExportQuery,
-    out: PartialFile,
+    out: Partial,
     progress: ProgressCallback,
 ) -> WriteResult:
     """A JSON array of objects keyed by column name: the raw rows, text byte-exact as
@@ -163,7 +163,7 @@ async def _copy_to(
     conn: psycopg.AsyncConnection[object],
     copy_sql: str,
     query: ExportQuery,
-    out: PartialFile,
+    out: Partial,
     progress: ProgressCallback,
     transform: Callable[[bytes], bytes] | None,
 ) -> int:
@@ -199,7 +199,7 @@ async def _copy_to(
 
 def _drain_copy_out(
     pgconn: PGconn,
-    out: PartialFile,
+    out: Partial,
     report: Callable[[int], bool],
     transform: Callable[[bytes], bytes] | None,
 ) -> int:
@@ -228,9 +228,7 @@ def _drain_copy_out(
     return rows
 
 
-def _flush(
-    batch: list[bytes], out: PartialFile, transform: Callable[[bytes], bytes] | None
-) -> None:
+def _flush(batch: list[bytes], out: Partial, transform: Callable[[bytes], bytes] | None) -> None:
     if not batch:
         return
     data = b"".join(batch)

@@ -1,11 +1,14 @@
-"""Files in storage that no job row points at (a crashed publish, a superseded attempt)."""
+"""Files in storage that no job row points at (a crashed publish, a superseded attempt).
+
+A file's age is its modification time (local) or the object's LastModified (S3).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,18 +20,6 @@ log = logging.getLogger(__name__)
 LOOKUP_CHUNK = 1000
 
 
-def _modified_at(storage: ExportStorage, key: str) -> float | None:
-    """The file's modification time (local storage), ``None`` if it is already gone."""
-    path_of = getattr(storage, "path", None)
-    if not callable(path_of):
-        return 0.0  # a backend without times: treat every unreferenced file as old
-    try:
-        path: Path = path_of(key)
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return None
-
-
 async def find_orphans(
     session: AsyncSession, storage: ExportStorage, older_than: datetime
 ) -> dict[str, list[str]]:
@@ -37,12 +28,9 @@ async def find_orphans(
     Younger files are left alone: the runner renames a file into place just before its
     row commits, so a brand-new file may not be referenced yet.
     """
-    threshold = older_than.timestamp()
-    candidates = []
-    for key in storage.keys():  # noqa: SIM118 - a storage method, not a dict
-        modified = _modified_at(storage, key)
-        if modified is not None and modified < threshold:
-            candidates.append(key)
+    # Listing may page through a bucket over the network: off the event loop.
+    listing = await asyncio.to_thread(lambda: list(storage.listing()))
+    candidates = [key for key, modified in listing if modified < older_than]
     orphans: dict[str, list[str]] = defaultdict(list)
     for start in range(0, len(candidates), LOOKUP_CHUNK):
         chunk = candidates[start : start + LOOKUP_CHUNK]

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 ROW_GRACE = timedelta(days=7)
 # An unreferenced file younger than this may be an export being published right now.
 ORPHAN_GRACE = timedelta(hours=1)
+# A partial file or multipart upload this old belongs to a worker that died long ago.
+STALE_PARTIAL_AGE = timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,24 @@ its file's deletion unnoticed or a file without a row.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.audit.service import record_event
+from pivotal_reporting.config import Settings
 from pivotal_reporting.db import Database
 from pivotal_reporting.observability.logs import log_event, log_job_transition
 from pivotal_reporting.organization_settings import retention_days_by_organization
 from pivotal_reporting.retention import repository as repo
 from pivotal_reporting.retention.orphans import delete_orphans, find_orphans
-from pivotal_reporting.retention.policy import ORPHAN_GRACE, Cutoffs
-from pivotal_reporting.storage import ExportStorage, LocalStorage, organization_prefix
+from pivotal_reporting.retention.policy import ORPHAN_GRACE, STALE_PARTIAL_AGE, Cutoffs
+from pivotal_reporting.storage import ExportStorage, organization_prefix
+from pivotal_reporting.storage_backends import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class RetentionReport:
     dry_run: bool
     organizations: list[OrganizationSweep]
     unattributed_orphans: list[str]
+    stale_partials: int = 0
 
     def totals(self) -> dict[str, int]:
         return {
@@ -89,7 +92,11 @@ async def run_retention(
         report.organizations.append(sweep)
     report.unattributed_orphans = [key for keys in orphans.values() for key in keys]
     if not dry_run:
-        delete_orphans(storage, report.unattributed_orphans)
+        await asyncio.to_thread(delete_orphans, storage, report.unattributed_orphans)
+        if organization_ids is None:  # partial writes (uploads) of long-dead workers
+            report.stale_partials = await asyncio.to_thread(
+                storage.discard_stale_partials, now - STALE_PARTIAL_AGE
+            )
     log_event(
         log, "retention sweep finished", event="retention_sweep", dry_run=dry_run, **report.totals()
     )
@@ -133,7 +140,7 @@ async def _sweep_organization(
         async with database.tenant_session(sweep.organization_id) as session:
             expired, deleted = await _sweep_batch(session, storage, sweep, cutoffs, batch_size)
             batch_orphans, orphan_keys = orphan_keys, []
-            delete_orphans(storage, batch_orphans)
+            await asyncio.to_thread(delete_orphans, storage, batch_orphans)
             if expired or deleted or batch_orphans:
                 await _audit(session, sweep, cutoffs, expired, deleted, batch_orphans)
         sweep.expired_job_ids += expired
@@ -153,7 +160,8 @@ async def _sweep_batch(
     org = sweep.organization_id
     due = await repo.files_due(session, org, cutoffs, limit)
     for row in due:
-        storage.delete(row.storage_key)  # idempotent: a file already gone is fine
+        # idempotent: a file already gone is fine; an object store is a network call
+        await asyncio.to_thread(storage.delete, row.storage_key)
     changed = (
         await repo.mark_files_deleted(session, org, [row.id for row in due], cutoffs) if due else []
     )
@@ -193,11 +201,11 @@ async def _audit(
     )
 
 
-async def run_cleanup(url: str, exports_path: Path, *, dry_run: bool) -> RetentionReport:
+async def run_cleanup(url: str, settings: Settings, *, dry_run: bool) -> RetentionReport:
     """The ``cleanup`` command: one sweep with its own small connection pool."""
     database = Database.connect(url, pool_size=2)
     try:
-        return await run_retention(database, LocalStorage(exports_path), dry_run=dry_run)
+        return await run_retention(database, open_storage(settings), dry_run=dry_run)
     finally:
         await database.dispose()
 

@@ -1,0 +1,163 @@
+"""The schema is ready to be distributed by ``organization_id`` (Citus), read from the catalog.
+
+On Citus, a distributed table's primary and unique keys must contain the distribution
+column, and a foreign key between two distributed tables must join on it (co-location).
+These tests read pg_constraint, pg_index and pg_attribute of the migrated database, so a
+new table or key that breaks the rule fails here, not on the day of the move. The few
+keys that do not include ``organization_id`` today are listed below, each with its
+reason and what the move would change (docs/scaling.md, "What would change").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+ORG = "organization_id"
+
+# Tables without organization_id and what each becomes on Citus.
+NOT_TENANT_TABLES = {
+    "organizations": "distributed by id, co-located with every tenant table (the tenant itself)",
+    "permissions": "reference table: the global permission catalog, copied to every node",
+    "alembic_version": "coordinator-local: the schema revision",
+    "procrastinate_jobs": "coordinator-local: the job queue (locks, LISTEN/NOTIFY, triggers)",
+    "procrastinate_events": "coordinator-local: the job queue's event log",
+    "procrastinate_periodic_defers": "coordinator-local: the periodic task ledger",
+    "procrastinate_workers": "coordinator-local: worker heartbeats",
+}
+REFERENCE_TABLES = {"permissions"}
+
+# Keys of tenant tables that do not include organization_id, and why they may stay so
+# on one PostgreSQL. On Citus each becomes (organization_id, ...) first: see docs/scaling.md.
+KNOWN_KEYS_WITHOUT_ORG = {
+    # Ids are globally unique random text ids (models.base.new_id); each table also has
+    # UNIQUE (organization_id, id), which the composite foreign keys reference. On Citus:
+    # drop the id-only primary key and promote that unique key to the primary key.
+    "pk_customers": "random text id; UNIQUE (organization_id, id) exists",
+    "pk_invoices": "random text id; UNIQUE (organization_id, id) exists",
+    "pk_payments": "random text id; UNIQUE (organization_id, id) exists",
+    "pk_projects": "random text id; UNIQUE (organization_id, id) exists",
+    "pk_quotes": "random text id; UNIQUE (organization_id, id) exists",
+    "pk_roles": "random text id; UNIQUE (organization_id, id) exists",
+    "pk_time_entries": "random text id; UNIQUE (organization_id, id) exists",
+    "pk_users": "random text id; UNIQUE (organization_id, id) exists",
+    # Nothing references these by foreign key; the ORM and the queue address a job by id.
+    # On Citus: primary key (organization_id, id); lookups already carry the organization.
+    "pk_export_jobs": "random job id, looked up with its organization (RLS, task args)",
+    "pk_audit_logs": "identity id; the chain's key is UNIQUE (organization_id, seq)",
+    "pk_rollup_changes": "identity id of an append-only change log, consumed per organization",
+}
+
+_TENANT_TABLES = """
+SELECT c.relname FROM pg_class c
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+  AND EXISTS (SELECT 1 FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attname = 'organization_id' AND NOT a.attisdropped)
+ORDER BY 1
+"""
+_ALL_TABLES = """
+SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')
+"""
+# Every key and every unique index (with or without a constraint), with its columns.
+_UNIQUE_KEYS = """
+SELECT t.relname AS table_name, i.relname AS key_name,
+       coalesce(con.contype::text, 'unique index') AS kind,
+       array(SELECT a.attname FROM unnest(x.indkey) AS k(attnum)
+             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum) AS columns
+FROM pg_index x
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_class i ON i.oid = x.indexrelid
+LEFT JOIN pg_constraint con ON con.conindid = x.indexrelid AND con.contype IN ('p', 'u', 'x')
+WHERE t.relnamespace = 'public'::regnamespace AND (x.indisunique OR con.contype = 'x')
+  AND t.relname = ANY(%(tables)s)
+"""
+_FOREIGN_KEYS = """
+SELECT con.conname, src.relname AS table_name, dst.relname AS referenced,
+       array(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, i)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+             ORDER BY k.i) AS columns,
+       array(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, i)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+             ORDER BY k.i) AS referenced_columns
+FROM pg_constraint con
+JOIN pg_class src ON src.oid = con.conrelid
+JOIN pg_class dst ON dst.oid = con.confrelid
+WHERE con.contype = 'f' AND src.relnamespace = 'public'::regnamespace
+"""
+
+
+@pytest.fixture(scope="module")
+def catalog(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(database_url) as conn:
+        yield conn
+
+
+def _tenant_tables(conn: psycopg.Connection[Any]) -> list[str]:
+    return [row[0] for row in conn.execute(_TENANT_TABLES)]
+
+
+def test_every_table_is_a_tenant_table_or_has_a_known_role(
+    catalog: psycopg.Connection[Any],
+) -> None:
+    tenant = set(_tenant_tables(catalog))
+    others = {row[0] for row in catalog.execute(_ALL_TABLES)} - tenant
+    assert others == set(NOT_TENANT_TABLES), "classify the new table in docs/scaling.md too"
+    assert len(tenant) >= 15
+
+
+def test_every_key_of_a_tenant_table_includes_organization_id(
+    catalog: psycopg.Connection[Any],
+) -> None:
+    keys = catalog.execute(_UNIQUE_KEYS, {"tables": _tenant_tables(catalog)}).fetchall()
+    assert any(kind == "p" for _, _, kind, _ in keys)  # the query does see primary keys
+    without = {name: (table, kind, cols) for table, name, kind, cols in keys if ORG not in cols}
+    unexpected = {name: v for name, v in without.items() if name not in KNOWN_KEYS_WITHOUT_ORG}
+    assert unexpected == {}, "a key of a tenant table must include organization_id"
+    fixed = set(KNOWN_KEYS_WITHOUT_ORG) - set(without)
+    assert fixed == set(), "these keys include organization_id now: drop them from the list"
+
+
+def test_id_only_keys_have_an_organization_scoped_twin(catalog: psycopg.Connection[Any]) -> None:
+    """Where the list says so, UNIQUE (organization_id, id) is there to become the key."""
+    keys = catalog.execute(_UNIQUE_KEYS, {"tables": _tenant_tables(catalog)}).fetchall()
+    scoped = {table for table, _, _, cols in keys if sorted(cols) == sorted([ORG, "id"])}
+    twins = {
+        name.removeprefix("pk_")
+        for name, reason in KNOWN_KEYS_WITHOUT_ORG.items()
+        if "UNIQUE (organization_id, id) exists" in reason
+    }
+    assert twins <= scoped, twins - scoped
+    chain = {tuple(cols) for table, _, _, cols in keys if table == "audit_logs"}
+    assert (ORG, "seq") in chain
+
+
+def test_foreign_keys_between_tenant_tables_join_on_organization_id(
+    catalog: psycopg.Connection[Any],
+) -> None:
+    tenant = set(_tenant_tables(catalog))
+    checked = 0
+    for name, table, referenced, columns, referenced_columns in catalog.execute(_FOREIGN_KEYS):
+        if table not in tenant:
+            continue
+        pairs = dict(zip(columns, referenced_columns, strict=True))
+        if referenced in tenant:
+            # organization_id on both sides, matched to each other: co-located joins.
+            assert pairs.get(ORG) == ORG, f"{name}: {table}{columns} -> {referenced}"
+            checked += 1
+        elif referenced == "organizations":
+            assert pairs == {ORG: "id"}, name
+        else:
+            assert referenced in REFERENCE_TABLES, f"{name}: {table} -> {referenced}"
+    assert checked >= 15  # the composite keys of users, projects, invoices, payments, ...
+
+
+def test_every_tenant_table_forces_row_level_security(catalog: psycopg.Connection[Any]) -> None:
+    rows = catalog.execute(
+        "SELECT relname FROM pg_class WHERE relname = ANY(%s) "
+        "AND NOT (relrowsecurity AND relforcerowsecurity)",
+        (_tenant_tables(catalog),),
+    ).fetchall()
+    assert rows == []
