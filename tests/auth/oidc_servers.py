@@ -4,11 +4,15 @@
   ID tokens with RS256 and its own key; tokens are obtained through its real
   authorization-code flow over HTTP.
 - ``KeyServer``: a tiny ``http.server`` serving a discovery document and a JWKS whose
-  keys the test controls (ES256, rotation, removal), signing tokens with them.
+  keys the test controls (ES256, rotation, removal), signing tokens with them. Its token
+  endpoint redeems codes the test grants, for public clients, and enforces PKCE (S256),
+  which the mock does not.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -100,6 +104,12 @@ class MockProvider:
         return token
 
 
+def s256(verifier: str) -> str:
+    """RFC 7636 S256, computed here rather than by the code under test."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 @dataclass
 class SigningKey:
     kid: str
@@ -127,20 +137,47 @@ class KeyServer:
     def __init__(self) -> None:
         self.published: list[SigningKey] = []
         self.jwks_requests = 0
+        # code -> (code_challenge, the ID token to answer with); one use each
+        self.codes: dict[str, tuple[str, str]] = {}
+        self.token_requests: list[dict[str, str]] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": owner.issuer, "jwks_uri": f"{owner.issuer}/jwks"}
+                    body = {
+                        "issuer": owner.issuer,
+                        "jwks_uri": f"{owner.issuer}/jwks",
+                        "authorization_endpoint": f"{owner.issuer}/authorize",
+                        "token_endpoint": f"{owner.issuer}/token",
+                    }
                 elif self.path == "/jwks":
                     owner.jwks_requests += 1
                     body = {"keys": [key.public_jwk for key in owner.published]}
                 else:
                     self.send_error(404)
                     return
+                self._json(200, body)
+
+            def do_POST(self) -> None:
+                if self.path != "/token":
+                    self.send_error(404)
+                    return
+                length = int(self.headers.get("Content-Length", "0"))
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                owner.token_requests.append(form)
+                grant = owner.codes.pop(form.get("code", ""), None)
+                verifier = form.get("code_verifier", "")
+                if grant is None or form.get("grant_type") != "authorization_code":
+                    self._json(400, {"error": "invalid_grant"})
+                elif s256(verifier) != grant[0]:
+                    self._json(400, {"error": "invalid_grant", "error_description": "PKCE"})
+                else:
+                    self._json(200, {"id_token": grant[1], "token_type": "Bearer"})
+
+            def _json(self, status: int, body: dict[str, Any]) -> None:
                 payload = json.dumps(body).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -6,8 +6,6 @@ provider's sign-in form (``oidc-provider-mock``'s form, posted).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,7 +19,7 @@ from pivotal_reporting.app import create_app
 from pivotal_reporting.auth.oidc import oidc_user_id
 from pivotal_reporting.auth.principal import EXPORT_REPORTS, VIEW_AUDIT_LOGS, VIEW_REPORTS
 from pivotal_reporting.config import Settings
-from tests.auth.oidc_servers import MockProvider
+from tests.auth.oidc_servers import KeyServer, MockProvider, SigningKey, s256
 from tests.auth.test_oidc import (
     CLIENT_ID,
     SUMMARY,
@@ -45,11 +43,6 @@ def api(settings: Settings, provider: MockProvider) -> Iterator[str]:
     )
     with ServerThread(app) as server:
         yield server.base_url
-
-
-def s256(verifier: str) -> str:
-    """RFC 7636 appendix B, computed here rather than by the code under test."""
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
 
 
 def person(provider: MockProvider, org: str, roles: list[str]) -> str:
@@ -183,3 +176,79 @@ def test_the_page_offers_the_provider_only_when_configured(api: str, client: htt
     assert '"providerSignIn":false' in client.get("/").text
     assert client.get("/oidc/login").status_code == 404
     assert bearer("x")  # the helper stays shared with test_oidc
+
+
+def test_pkce_is_enforced_end_to_end_with_a_public_client_and_es256(
+    settings: Settings, db: Session
+) -> None:
+    """The key server's token endpoint checks S256(code_verifier) against the challenge the
+    login sent, and signs the ID token with ES256; no client secret is configured."""
+    org = create_organization(db)
+    key = SigningKey.ec(unique("kid"))
+    with KeyServer() as provider:
+        provider.published = [key]
+        app = create_app(oidc_settings(settings, provider.issuer))
+        with ServerThread(app) as server, httpx.Client(base_url=server.base_url) as browser:
+            login = browser.get("/oidc/login")
+            assert login.headers["location"].startswith(f"{provider.issuer}/authorize?")
+            params = {
+                k: v[0] for k, v in parse_qs(urlsplit(login.headers["location"]).query).items()
+            }
+            id_token = provider.sign(
+                key,
+                audience=CLIENT_ID,
+                sub=unique("p"),
+                claims={"org": org.id, "roles": ["finance"], "nonce": params["nonce"]},
+            )
+            # A code whose challenge is not the login's: the verifier cannot match it.
+            provider.codes["wrong"] = (s256("another verifier"), id_token)
+            refused = browser.get(
+                "/oidc/callback", params={"code": "wrong", "state": params["state"]}
+            )
+            assert refused.headers["location"] == "/?signin=provider-failed"
+            assert browser.cookies.get("pivotal_session") is None
+
+            login = browser.get("/oidc/login")  # a new flow: new state, nonce and verifier
+            params = {
+                k: v[0] for k, v in parse_qs(urlsplit(login.headers["location"]).query).items()
+            }
+            id_token = provider.sign(
+                key,
+                audience=CLIENT_ID,
+                sub=unique("p"),
+                claims={"org": org.id, "roles": ["finance"], "nonce": params["nonce"]},
+            )
+            provider.codes["right"] = (params["code_challenge"], id_token)
+            signed_in = browser.get(
+                "/oidc/callback", params={"code": "right", "state": params["state"]}
+            )
+            assert signed_in.status_code == 303
+            assert signed_in.headers["location"] == "/"
+            me = browser.get("/v1/me")
+            assert me.status_code == 200, me.text
+            assert me.json()["permissions"] == sorted([VIEW_REPORTS, EXPORT_REPORTS])
+    last = provider.token_requests[-1]
+    assert "client_secret" not in last
+    assert last["client_id"] == CLIENT_ID
+    assert last["redirect_uri"] == f"{server.base_url}/oidc/callback"
+
+
+def test_an_id_token_for_another_sign_in_is_refused(settings: Settings, db: Session) -> None:
+    """The ID token must carry the nonce of this browser's flow."""
+    org = create_organization(db)
+    key = SigningKey.rsa(unique("kid"))
+    with KeyServer() as provider:
+        provider.published = [key]
+        app = create_app(oidc_settings(settings, provider.issuer))
+        with ServerThread(app) as server, httpx.Client(base_url=server.base_url) as browser:
+            login = browser.get("/oidc/login")
+            params = {
+                k: v[0] for k, v in parse_qs(urlsplit(login.headers["location"]).query).items()
+            }
+            stolen = provider.sign(
+                key, audience=CLIENT_ID, sub=unique("p"), claims={"org": org.id, "nonce": "other"}
+            )
+            provider.codes["c"] = (params["code_challenge"], stolen)
+            answer = browser.get("/oidc/callback", params={"code": "c", "state": params["state"]})
+            assert answer.headers["location"] == "/?signin=provider-failed"
+            assert browser.cookies.get("pivotal_session") is None
