@@ -21,9 +21,10 @@ def test_docs_page_references_nothing_outside_the_app(client: httpx.Client) -> N
     assert page.headers["content-type"].startswith("text/html")
     assert URL.findall(page.text) == []
     references = REFERENCE.findall(page.text)
-    assert {"/static/swagger/swagger-ui-bundle.js", "/static/swagger/swagger-ui.css"} <= set(
-        references
-    )
+    assert {
+        "/docs-static/swagger/swagger-ui-bundle.js",
+        "/docs-static/swagger/swagger-ui.css",
+    } <= set(references)
     for reference in references:
         absolute = urljoin(str(page.url), reference)
         assert urlsplit(absolute).netloc == urlsplit(str(page.url)).netloc, reference
@@ -37,7 +38,7 @@ def test_assets_are_the_vendored_files(client: httpx.Client) -> None:
         ("swagger-ui.css", "text/css"),
         ("favicon-32x32.png", "image/png"),
     ):
-        response = client.get(f"/static/swagger/{name}")
+        response = client.get(f"/docs-static/swagger/{name}")
         assert response.status_code == 200
         assert media in response.headers["content-type"]
         assert response.content == (STATIC / name).read_bytes()
@@ -48,4 +49,4 @@ def test_assets_are_the_vendored_files(client: httpx.Client) -> None:
 def test_redoc_is_not_offered_and_openapi_stays(client: httpx.Client) -> None:
     assert client.get("/redoc").status_code == 404
     assert client.get("/openapi.json").status_code == 200
-    assert client.get("/static/swagger/missing.js").status_code == 404
+    assert client.get("/docs-static/swagger/missing.js").status_code == 404

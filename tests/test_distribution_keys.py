@@ -49,6 +49,10 @@ KNOWN_KEYS_WITHOUT_ORG = {
     "pk_export_jobs": "random job id, looked up with its organization (RLS, task args)",
     "pk_audit_logs": "identity id; the chain's key is UNIQUE (organization_id, seq)",
     "pk_rollup_changes": "identity id of an append-only change log, consumed per organization",
+    # A browser session or sign-in link is found by its random id (carried in the cookie
+    # or the link with the organization beside it) and checked against a hash.
+    "pk_web_sessions": "random session id; the cookie also carries the organization",
+    "pk_web_signin_links": "random link id; redeemed once, then deleted",
 }
 
 _TENANT_TABLES = """

@@ -14,13 +14,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-STATIC_PATH = "/static"
+STATIC_PATH = "/docs-static"  # the dashboard owns /static
 DOCS_PATH = "/docs"
 
 
 def install_docs(app: FastAPI) -> None:
     """Mount the vendored assets at ``/static`` and serve Swagger UI at ``/docs``."""
-    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="docs-static")
 
     @app.get(DOCS_PATH, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:

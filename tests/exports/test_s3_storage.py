@@ -29,7 +29,7 @@ from pivotal_reporting import schema
 from pivotal_reporting.app import create_app
 from pivotal_reporting.config import Settings
 from pivotal_reporting.db import sqlalchemy_url, with_database
-from pivotal_reporting.retention.service import storage_prefix
+from pivotal_reporting.storage import organization_prefix as storage_prefix
 from pivotal_reporting.storage_s3 import SHA256_METADATA, S3Location, S3Storage
 from tests.conftest import TEST_JWT_SECRET, ServerThread
 from tests.exports.conftest import create_job, csv_rows, download, wait_for_job

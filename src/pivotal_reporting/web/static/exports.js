@@ -137,8 +137,9 @@ export async function renderExports(ctx) {
   }
 
   async function loadAll() {
-    const page = await api(`/v1/reports/export${query({ limit: 50 })}`);
-    for (const job of page.items) jobs.set(job.id, job);
+    // The newest 100 jobs (the list pages by cursor; older ones are rarely wanted here).
+    const page = await api(`/v1/reports/export${query({ limit: 100 })}`);
+    for (const job of page.data) jobs.set(job.id, job);
     draw();
   }
   try {
