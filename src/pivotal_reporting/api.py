@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from pivotal_reporting import health, lookups, web
 from pivotal_reporting.audit import endpoints as audit
 from pivotal_reporting.auth import endpoints as identity
+from pivotal_reporting.auth import oidc_signin
 from pivotal_reporting.auth import session_endpoints as signin
 from pivotal_reporting.events import endpoints as events
 from pivotal_reporting.exports import endpoints as exports
@@ -24,6 +25,7 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(templates.router)
     app.include_router(reports.router)
     app.include_router(signin.router)
+    app.include_router(oidc_signin.router)
     app.include_router(lookups.router)
     app.include_router(events.router)
     web.mount(app)

@@ -12,6 +12,7 @@ from pivotal_reporting import __version__, schema
 from pivotal_reporting.api import mount_routers
 from pivotal_reporting.api_docs import install_docs
 from pivotal_reporting.audit.denials import install_denial_audit
+from pivotal_reporting.audit.provisioning import install_provisioning_audit
 from pivotal_reporting.body_limit import BodyLimitMiddleware
 from pivotal_reporting.config import Settings, get_settings
 from pivotal_reporting.db import Database, resolve_database_url
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.settings = settings
     install_error_handlers(app)
     install_denial_audit(app)
+    install_provisioning_audit(app)
     install_middleware(app, settings)
     mount_routers(app)
     install_docs(app)

@@ -83,6 +83,57 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # OpenID Connect (docs/oidc.md). With an issuer set, bearer tokens are verified against
+    # the provider's keys only (RS256/ES256); our own HS256 tokens are refused.
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="The provider's issuer URL; discovery is read from "
+        "<issuer>/.well-known/openid-configuration. Unset: HS256 tokens (development).",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="The audience ('aud') tokens must carry; required with an issuer."
+    )
+    oidc_org_claim: str = Field(
+        default="org",
+        description="Claim holding the organization id (dots descend: 'tenant.id').",
+    )
+    oidc_roles_claim: str = Field(
+        default="roles",
+        description="Claim holding the provider roles, a list of strings "
+        "(dots descend: 'realm_access.roles').",
+    )
+    oidc_role_permissions: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON mapping of provider roles to permissions, e.g. {"finance": '
+        '["reports.view_reports"]}; a role not listed grants nothing (and is logged).',
+    )
+    oidc_jwks_cache_seconds: int = Field(
+        default=300, ge=1, description="How long the provider's keys are used before refetching."
+    )
+    oidc_jwks_min_refresh_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Least time between two refetches caused by tokens with an unknown key id.",
+    )
+    oidc_http_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Timeout of each request to the provider."
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="The dashboard's client id at the provider (default: the audience).",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The dashboard's client secret (unset: a public client, PKCE only).",
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile", description="Scopes the dashboard sign-in asks for."
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="The dashboard's callback URL registered at the provider "
+        "(default: <this request's origin><public_base_path>/oidc/callback).",
+    )
     # Export storage beyond one machine (docs/storage-and-backups.md). Endpoint, region and
     # credentials of S3 come the standard AWS way (AWS_ENDPOINT_URL, AWS_REGION, ...).
     export_storage_url: str | None = Field(
@@ -111,6 +162,20 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("oidc_issuer", "oidc_audience")
+    @classmethod
+    def _blank_oidc_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _oidc_needs_audience(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError(
+                "PIVOTAL_OIDC_AUDIENCE must be set when PIVOTAL_OIDC_ISSUER is set "
+                "(a token issued for another application must not be accepted)"
+            )
+        return self
 
     @field_validator("export_storage_url")
     @classmethod

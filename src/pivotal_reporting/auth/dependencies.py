@@ -8,13 +8,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from pivotal_reporting.auth.oidc import oidc_verifier
 from pivotal_reporting.auth.principal import Principal, load_principal
+from pivotal_reporting.auth.provisioning import principal_for_identity, provisioning_recorder
 from pivotal_reporting.auth.sessions import SESSION_COOKIE, principal_from_cookie
 from pivotal_reporting.auth.tokens import verify_token
 from pivotal_reporting.db import Database
 from pivotal_reporting.errors import Forbidden, Unauthorized
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT from `pivotal-reporting token`.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT from `pivotal-reporting token`, or from the OpenID Connect provider "
+    "when PIVOTAL_OIDC_ISSUER is set (docs/oidc.md).",
+)
 
 
 def get_database(request: Request) -> Database:
@@ -35,12 +41,27 @@ async def get_principal(
             request.state.principal = web_principal
             return web_principal
         raise Unauthorized()
-    claims = verify_token(request.app.state.settings, credentials.credentials)
+    principal = await principal_for_token(request, database, credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+async def principal_for_token(request: Request, database: Database, token: str) -> Principal:
+    """The Principal of ``token``: the provider's when an OIDC issuer is set, else ours."""
+    settings = request.app.state.settings
+    if settings.oidc_issuer:
+        identity = await oidc_verifier(request.app).verify(token)
+        return await principal_for_identity(
+            database,
+            identity,
+            settings.oidc_role_permissions,
+            provisioning_recorder(request.app),
+        )
+    claims = verify_token(settings, token)
     async with database.tenant_session(claims.organization_id) as session:
         principal = await load_principal(session, claims)
     if principal is None:
         raise Unauthorized("The token's user is unknown or no longer active.")
-    request.state.principal = principal
     return principal
 
 

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from pivotal_reporting.auth import sessions
 from pivotal_reporting.auth.dependencies import CurrentPrincipal, get_database
+from pivotal_reporting.auth.oidc_signin import provider_session
 from pivotal_reporting.auth.principal import load_principal
 from pivotal_reporting.auth.schemas import MeRead
 from pivotal_reporting.auth.tokens import verify_token
@@ -46,11 +47,17 @@ async def signin_with_link(
     status_code=201,
     response_model=MeRead,
     summary="Exchange a bearer token for a browser session (cookie) ending when the token does",
+    description="With an OpenID Connect issuer configured the token must be the provider's "
+    "(docs/oidc.md); the session keeps its roles.",
     responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
 )
 async def create_session(
     request: Request, body: SessionCreate, database: DatabaseDep, response: Response
 ) -> MeRead:
+    if request.app.state.settings.oidc_issuer:
+        provider_principal, provided = await provider_session(request, database, body.token)
+        sessions.set_cookies(request, response, provided)
+        return MeRead.from_principal(provider_principal)
     claims = verify_token(request.app.state.settings, body.token)
     async with database.tenant_session(claims.organization_id) as session:
         principal = await load_principal(session, claims)

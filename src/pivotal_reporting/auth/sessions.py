@@ -5,6 +5,11 @@
   session that ends when the link says (never later than the token it stands for).
 - A pasted **bearer token** (``POST /v1/session``) opens a session that ends when the
   token expires.
+- With ``PIVOTAL_OIDC_ISSUER`` set, the **identity provider** signs the browser in
+  (``auth/oidc_signin.py``: authorization code + PKCE), and a pasted token must be the
+  provider's. Such a session keeps the token's provider roles
+  (``web_sessions.provider_roles``) and its permissions are those roles mapped through
+  ``PIVOTAL_OIDC_ROLE_PERMISSIONS``, exactly as for the provider's bearer tokens.
 - The **session cookie** (``pivotal_session``, HttpOnly, SameSite=Strict, Secure under
   HTTPS) holds ``<org>.<secret>``; only the SHA-256 of the secret is stored, in the
   organization's ``web_sessions`` (row-level security), so a lookup is a tenant read.
@@ -22,8 +27,9 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -32,6 +38,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.auth.principal import Principal, load_principal
+from pivotal_reporting.auth.provisioning import permissions_for
 from pivotal_reporting.auth.tokens import TokenClaims
 from pivotal_reporting.db import Database
 from pivotal_reporting.errors import Forbidden, Unauthorized
@@ -44,8 +51,8 @@ LINK_LIFETIME = timedelta(minutes=15)
 DEFAULT_SESSION_LIFETIME = timedelta(hours=8)
 
 _INSERT_SESSION = text(
-    "INSERT INTO web_sessions (id, organization_id, user_id, csrf_hash, expires_at) "
-    "VALUES (:id, :org, :user_id, :csrf_hash, :expires_at)"
+    "INSERT INTO web_sessions (id, organization_id, user_id, csrf_hash, expires_at, "
+    "provider_roles) VALUES (:id, :org, :user_id, :csrf_hash, :expires_at, :provider_roles)"
 )
 # Opening a session or a link clears the same user's long-expired ones: the tables stay
 # as small as the number of users times their recent sign-ins, with no sweeper.
@@ -58,7 +65,7 @@ _PRUNE_LINKS = text(
     "AND expires_at < now() - interval '1 day'"
 )
 _FIND_SESSION = text(
-    "SELECT user_id, csrf_hash, expires_at FROM web_sessions "
+    "SELECT user_id, csrf_hash, expires_at, provider_roles FROM web_sessions "
     "WHERE id = :id AND organization_id = :org AND revoked_at IS NULL AND expires_at > now()"
 )
 _REVOKE_SESSION = text(
@@ -98,7 +105,12 @@ class OpenedSession:
 
 
 async def open_session(
-    session: AsyncSession, *, organization_id: str, user_id: str, expires_at: datetime
+    session: AsyncSession,
+    *,
+    organization_id: str,
+    user_id: str,
+    expires_at: datetime,
+    provider_roles: Sequence[str] | None = None,
 ) -> OpenedSession:
     secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     await session.execute(_PRUNE_SESSIONS, {"org": organization_id, "user_id": user_id})
@@ -110,6 +122,7 @@ async def open_session(
             "user_id": user_id,
             "csrf_hash": digest(csrf),
             "expires_at": expires_at,
+            "provider_roles": None if provider_roles is None else list(provider_roles),
         },
     )
     return OpenedSession(f"{organization_id}.{secret}", csrf, expires_at)
@@ -179,6 +192,9 @@ async def principal_from_cookie(request: Request, database: Database) -> Princip
         principal = await load_principal(session, TokenClaims(row.user_id, org))
     if principal is None:
         raise Unauthorized("Your user is no longer active.")
+    if row.provider_roles is not None:
+        mapping = request.app.state.settings.oidc_role_permissions
+        principal = replace(principal, permissions=permissions_for(row.provider_roles, mapping))
     request.state.web_session = (org, digest(secret))
     return principal
 

@@ -75,14 +75,14 @@ def verify_token(settings: Settings, token: str) -> TokenClaims:
         raise Unauthorized("The bearer token has expired.") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized("The bearer token is invalid.") from exc
-    _check_lifetime(settings, claims)
+    check_lifetime(settings, claims)
     user_id, organization_id = claims.get("sub"), claims.get(ORG_CLAIM)
     if not is_valid_id(user_id) or not is_valid_id(organization_id):  # e.g. a NUL byte
         raise Unauthorized("The bearer token is invalid.")
     return TokenClaims(user_id=user_id, organization_id=organization_id)
 
 
-def _check_lifetime(settings: Settings, claims: dict[str, object]) -> None:
+def check_lifetime(settings: Settings, claims: dict[str, object]) -> None:
     """Numeric date claims only, and ``exp`` no further than the configured lifetime."""
     for name in NUMERIC_DATE_CLAIMS:
         value = claims.get(name)

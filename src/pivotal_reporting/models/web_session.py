@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pivotal_reporting.models.base import Base, created_at_column
@@ -36,6 +37,8 @@ class WebSession(Base):
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The OpenID Connect roles the session was opened with (migration 0009); NULL: our own.
+    provider_roles: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
 
 
 class WebSigninLink(Base):

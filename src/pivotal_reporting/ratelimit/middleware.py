@@ -2,7 +2,8 @@
 
 Budget: ``rate_limit_per_minute`` requests in a moving 60-second window, per user on the
 reporting endpoints (``/v1/...``); the key is the verified token's organization and
-subject (an HMAC check, no database), else the client address. Storage is in-process
+subject (an HMAC check, or the OIDC provider's signature with cached keys; no database),
+else the client address. Storage is in-process
 memory unless ``rate_limit_storage_url`` points at Redis, which several API processes
 then share. Every limited response carries the IETF draft headers
 (draft-ietf-httpapi-ratelimit-headers):
@@ -26,6 +27,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pivotal_reporting.auth.oidc import oidc_token_claims
 from pivotal_reporting.auth.tokens import TokenClaims, verify_token
 from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import AppError, problem_response
@@ -113,11 +115,15 @@ class RateLimitMiddleware:
             return
         await self.app(scope, receive, _with_headers(send, decision.headers()))
 
-    def _identity(self, scope: Scope) -> str:
+    async def _identity(self, scope: Scope) -> str:
         token = _bearer_token(scope)
         if token is not None:
             try:
-                claims: TokenClaims = verify_token(self.settings, token)
+                claims: TokenClaims = (
+                    await oidc_token_claims(scope["app"], token)
+                    if self.settings.oidc_issuer
+                    else verify_token(self.settings, token)
+                )
             except AppError:
                 pass  # the route answers 401; the attempt still counts against the address
             else:
@@ -127,7 +133,7 @@ class RateLimitMiddleware:
         return f"ip:{client[0] if client else 'unknown'}"
 
     async def _decide(self, scope: Scope) -> Decision:
-        identity = self._identity(scope)
+        identity = await self._identity(scope)
         allowed = await self.limiter.hit(self.item, identity)
         stats = await self.limiter.get_window_stats(self.item, identity)
         reset = max(0, math.ceil(stats.reset_time - time.time()))

@@ -17,7 +17,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -38,7 +38,8 @@ def export_formats() -> list[str]:
     return [str(value) for value in typing.get_args(annotation)]
 
 
-def boot_data() -> dict[str, Any]:
+def boot_data(provider_signin: bool = False) -> dict[str, Any]:
+    """``provider_signin``: an OpenID Connect issuer is configured (docs/oidc.md)."""
     reports = [
         {
             "type": report.report_type,
@@ -49,13 +50,18 @@ def boot_data() -> dict[str, Any]:
         }
         for report in registry.all_reports()
     ]
-    return {"version": __version__, "exportFormats": export_formats(), "reports": reports}
+    return {
+        "version": __version__,
+        "exportFormats": export_formats(),
+        "reports": reports,
+        "providerSignIn": provider_signin,
+    }
 
 
-@lru_cache(maxsize=1)
-def index_html() -> str:
+@lru_cache(maxsize=2)
+def index_html(provider_signin: bool = False) -> str:
     template = (_PACKAGE / "templates" / "index.html").read_text(encoding="utf-8")
-    boot = json.dumps(boot_data(), separators=(",", ":")).replace("<", "\\u003c")
+    boot = json.dumps(boot_data(provider_signin), separators=(",", ":")).replace("<", "\\u003c")
     return template.replace("{{BOOT}}", boot).replace("{{VERSION}}", __version__)
 
 
@@ -67,8 +73,9 @@ def mount(app: FastAPI) -> None:
         "Cache-Control": "no-cache",
     }
 
-    async def index() -> HTMLResponse:
-        return HTMLResponse(index_html(), headers=headers)
+    async def index(request: Request) -> HTMLResponse:
+        provider_signin = bool(request.app.state.settings.oidc_issuer)
+        return HTMLResponse(index_html(provider_signin), headers=headers)
 
     for path in ("/", "/reports/{page}", "/exports", "/audit"):
         app.add_api_route(path, index, methods=["GET"], include_in_schema=False)

@@ -65,9 +65,13 @@ function renderSignIn(message) {
   live.stop();
   const token = el("textarea", { id: "token", name: "token", rows: "4", required: true, autocomplete: "off", spellcheck: "false" });
   const error = el("p", { class: "state error", role: "alert", hidden: !message, text: message || "" });
+  const provider = boot.providerSignIn
+    ? [el("a", { class: "button", id: "provider-signin", href: "/oidc/login", text: "Sign in with your identity provider" }),
+       el("p", { text: "Or paste a bearer token of the identity provider:" })]
+    : [el("p", { text: "Open the one-time link printed by “pivotal-reporting serve --demo” or “pivotal-reporting login-link --user ID”, or paste a bearer token:" })];
   const form = el("form", { class: "signin card" },
     el("h1", { text: "Sign in" }),
-    el("p", { text: "Open the one-time link printed by “pivotal-reporting serve --demo” or “pivotal-reporting login-link --user ID”, or paste a bearer token:" }),
+    ...provider,
     el("label", { for: "token", class: "field" }, el("span", { text: "Bearer token" }), token),
     error,
     el("button", { type: "submit", text: "Sign in" }));
@@ -91,8 +95,12 @@ async function route() {
     try {
       me = await api("/v1/me");
     } catch (err) {
-      const failed = new URLSearchParams(location.search).get("signin") === "failed";
-      renderSignIn(failed ? "That sign-in link is invalid, expired or already used. Ask for a new one." : (err.status === 401 ? "" : err.message));
+      const signin = new URLSearchParams(location.search).get("signin");
+      const failures = {
+        failed: "That sign-in link is invalid, expired or already used. Ask for a new one.",
+        "provider-failed": "Signing in through the identity provider did not succeed. Try again, or ask an administrator.",
+      };
+      renderSignIn(failures[signin] || (err.status === 401 ? "" : err.message));
       return;
     }
     live.start();
