@@ -8,8 +8,8 @@
   permissions are those roles mapped through ``PIVOTAL_OIDC_ROLE_PERMISSIONS``, as for a
   bearer token of the provider.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-29 12:00:00
 """
 
@@ -21,8 +21,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from pivotal_reporting.rls import TENANT_ROLE
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
