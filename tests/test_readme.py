@@ -96,3 +96,26 @@ def test_readme_lists_the_demo_users_and_organizations() -> None:
         row = next(line for line in text.splitlines() if f"`org_{profile.slug}`" in line)
         assert profile.timezone in row
         assert profile.base_currency in row
+
+
+def test_readme_indexes_every_docs_page() -> None:
+    """Each docs/*.md has a line in the README's documentation index, and no line is stale."""
+    text = README.read_text()
+    index = text[text.index("## Documentation") : text.index("## The two commands")]
+    listed = set(re.findall(r"\]\((docs/[\w\-]+\.md)\)", index))
+    pages = {f"docs/{page.name}" for page in (REPO / "docs").glob("*.md")}
+    assert listed == pages
+
+
+def test_readme_configuration_names_every_setting() -> None:
+    """Every ``PIVOTAL_*`` setting of config.py appears in the README's Configuration section."""
+    from pivotal_reporting.config import Settings
+
+    text = README.read_text()
+    section = text[text.index("## Configuration") : text.index("## Authentication and permissions")]
+    missing = [
+        f"PIVOTAL_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`PIVOTAL_{name.upper()}`" not in section
+    ]
+    assert missing == []
