@@ -66,11 +66,13 @@ async def execute_export(
     query = report.export_query(ctx, filters)
     storage.discard_partials(f"{storage_key(job).rsplit('-', 1)[0]}-")
     try:
-        rows, partial = await _write_file(database, storage, job, query)
+        rows, partial, data_as_of = await _write_file(database, storage, job, query)
     except ExportCancelled:
         log.info("export %s: cancelled while running; partial file removed", job_id)
         return
-    stored = await _publish(database, storage, settings, job, partial, rows, org.retention_days)
+    stored = await _publish(
+        database, storage, settings, job, partial, rows, org.retention_days, data_as_of
+    )
     if stored is None:
         return
     metrics.EXPORT_COMPLETED.labels(*labels).inc()
@@ -96,15 +98,18 @@ def _progress_reporter(
 
 async def _write_file(
     database: Database, storage: ExportStorage, job: ExportJob, query: ExportQuery
-) -> tuple[int, PartialFile]:
-    """Stream the rows into a partial file; the caller publishes it. Aborts on any error."""
+) -> tuple[int, PartialFile, datetime]:
+    """Stream the rows into a partial file; the caller publishes it. Aborts on any error.
+
+    Returns the rows, the file and the instant the rows are from (``dataAsOf``).
+    """
     partial = storage.begin(storage_key(job))
     try:
         started = time.perf_counter()
         async with snapshot_connection(database, job.organization_id) as conn:
-            snapshot_id = await export_snapshot(conn)
+            snapshot = await export_snapshot(conn)
             counting = asyncio.create_task(
-                count_rows_in_snapshot(database, job.organization_id, snapshot_id, query)
+                count_rows_in_snapshot(database, job.organization_id, snapshot, query)
             )
             try:
                 progress = _progress_reporter(database, job, counting)
@@ -125,7 +130,7 @@ async def _write_file(
         log.debug(
             "export %s: wrote %d rows in %.3f s", job.id, total, time.perf_counter() - started
         )
-        return total, partial
+        return total, partial, snapshot.read.data_as_of
     except BaseException:
         storage.abort(partial)
         raise
@@ -139,6 +144,7 @@ async def _publish(
     partial: PartialFile,
     rows: int,
     retention_days: int,
+    data_as_of: datetime,
 ) -> StoredFile | None:
     """Mark completed and move the file into place in one transaction; ``None`` if cancelled."""
     stored: StoredFile | None = None
@@ -154,6 +160,7 @@ async def _publish(
                 file_size_bytes=partial.size,
                 download_url=download_path(settings, job.id),
                 expires_at=datetime.now(UTC) + timedelta(days=retention_days),
+                data_as_of=data_as_of,
             )
             if completed is None:  # cancelled (or superseded) at the last moment
                 storage.abort(partial)

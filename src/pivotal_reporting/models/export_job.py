@@ -114,6 +114,8 @@ class ExportJob(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     file_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The instant the file's rows are exact as of (migration 0011, docs/read-replica.md).
+    data_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 __all__ = [
