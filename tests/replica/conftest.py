@@ -125,6 +125,7 @@ def cluster() -> Iterator[ReplicatedCluster]:
         "-R",
         "-X",
         "stream",
+        "--checkpoint=fast",  # a spread checkpoint would pace itself over minutes
         "-d",
         f"host={socket_dir} user=postgres dbname={DATABASE}",
         user=user,
