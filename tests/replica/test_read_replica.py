@@ -247,6 +247,30 @@ def test_a_lagging_replica_is_passed_over_for_the_primary_or_refused(
         assert "replica" in refused.json()["detail"]
 
 
+def test_an_export_passes_a_lagging_replica_over_for_the_primary_as_one_snapshot(
+    cluster: ReplicatedCluster, tenant: Tenant, owner: Engine, base_settings: Settings
+) -> None:
+    """The COPY falls back to the primary, and its row count follows it there."""
+    settings = base_settings.model_copy(update={"read_max_lag_seconds": 1.0})
+    with api(settings) as client, replay_paused(cluster) as replayed_at:
+        before_commit = commit_late_payment(owner, tenant)
+        cluster.wait_received()
+        while (datetime.now(UTC) - replayed_at).total_seconds() < 1.5:
+            time.sleep(0.1)
+        job_id = create_job(client, tenant, fmt="csv")
+        worker = start_worker(settings)
+        try:
+            job = wait_for_job(client, tenant, job_id, timeout=90)["job"]
+        finally:
+            stop(worker)
+        assert job["status"] == "completed", job
+        assert datetime.fromisoformat(job["dataAsOf"]) > before_commit
+        assert job["totalRows"] == len(AMOUNTS) + 1
+        header, rows = csv_rows(download(client, tenant, job_id).content)
+        amounts = sorted(Decimal(row[header.index("amount")]) for row in rows)
+        assert amounts == sorted([*AMOUNTS, LATE_AMOUNT])
+
+
 def test_a_stopped_replica_is_passed_over_for_the_primary_or_refused(
     cluster: ReplicatedCluster, tenant: Tenant, base_settings: Settings
 ) -> None:
