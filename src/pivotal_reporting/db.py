@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -71,6 +72,7 @@ _READ_SNAPSHOT_SETTINGS = (
 )
 _READ_SNAPSHOT_KEY = "pivotal_read_snapshot"
 _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
+WARN_EVERY_SECONDS = 60.0
 _SET_MAINTENANCE = text("SELECT set_config('app.maintenance', 'on', true)")
 
 
@@ -141,6 +143,15 @@ class Replica:
 
     engine: AsyncEngine
     policy: ReplicaPolicy
+    _warned: dict[str, float] = field(default_factory=dict)
+
+    def warn(self, exc: ReplicaUnavailable) -> None:
+        """Log why the replica was passed over: once a minute per reason, not per read."""
+        now = time.monotonic()
+        if now - self._warned.get(exc.reason, -WARN_EVERY_SECONDS) >= WARN_EVERY_SECONDS:
+            self._warned[exc.reason] = now
+            then = "reading the primary" if self.policy.fallback == "primary" else "refusing"
+            log.warning("%s; %s (logged once a minute)", exc, then)
 
 
 @dataclass
@@ -240,9 +251,9 @@ class Database:
                     )
                 except ReplicaUnavailable as exc:
                     metrics.READ_REPLICA_UNUSABLE.labels(exc.reason).inc()
+                    self.replica.warn(exc)
                     if self.replica.policy.fallback == "unavailable":
                         raise
-                    log.warning("%s; reading the primary", exc)
             if opened is None:
                 opened = await stack.enter_async_context(
                     _exact_snapshot(self.engine, organization_id, pool="primary")

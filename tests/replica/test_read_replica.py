@@ -36,7 +36,7 @@ from pivotal_reporting.reports.base import ExportQuery, fetch_one
 from tests.exports.conftest import create_job, csv_rows, download, wait_for_job
 from tests.factories import Tenant, create_customer, create_payment, create_tenant
 from tests.replica.conftest import ReplicatedCluster
-from tests.server import QUIET_ROLLUP_CRON, TEST_JWT_SECRET, ServerThread
+from tests.server import QUIET_ROLLUP_CRON, TEST_JWT_SECRET, ServerThread, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -296,18 +296,65 @@ def test_a_stopped_replica_is_passed_over_for_the_primary_or_refused(
         assert reads("replica") == replica_reads + 1
 
 
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+def test_a_strict_export_waits_for_a_stopped_replica_and_then_reads_it(
+    cluster: ReplicatedCluster, tenant: Tenant, base_settings: Settings
+) -> None:
+    """PIVOTAL_READ_FALLBACK=unavailable: the job is retried, never read on the primary."""
+    settings = base_settings.model_copy(update={"read_fallback": "unavailable"})
+    metrics_port = free_port()
+    with api(settings) as client:
+        cluster.stop_replica()
+        worker = start_worker(settings, metrics_port=metrics_port)
+        try:
+            try:
+                job_id = create_job(client, tenant, fmt="csv")
+                deadline = time.monotonic() + 60
+                while True:  # the first attempt met the stopped replica and handed it back
+                    job = wait_for_job(client, tenant, job_id, statuses=("pending",))["job"]
+                    if job["attempts"] >= 1:
+                        break
+                    assert time.monotonic() < deadline, job
+                    time.sleep(0.2)
+                assert job["dataAsOf"] is None
+            finally:
+                cluster.start_replica()
+            cluster.wait_replayed()
+            job = wait_for_job(client, tenant, job_id, timeout=90)["job"]
+            exposed = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        finally:
+            stop(worker)
+    assert job["status"] == "completed", job
+    assert job["attempts"] >= 2
+    assert job["totalRows"] == len(AMOUNTS)
+    assert sample(exposed, 'pivotal_read_replica_unusable_total{reason="unreachable"}') >= 1
+    assert sample(exposed, 'pivotal_read_snapshots_total{server="replica"}') >= 1
+    assert sample(exposed, 'pivotal_read_snapshots_total{server="primary"}') == 0
+
+
+def sample(exposition: str, series: str) -> float:
+    """The value of one series in a Prometheus text exposition (0 if absent)."""
+    for line in exposition.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def start_worker(settings: Settings, *, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "PIVOTAL_DATABASE_URL": str(settings.database_url),
         "PIVOTAL_READ_DATABASE_URL": str(settings.read_database_url),
         "PIVOTAL_READ_MAX_LAG_SECONDS": str(settings.read_max_lag_seconds),
+        "PIVOTAL_READ_FALLBACK": settings.read_fallback,
         "PIVOTAL_DATA_DIR": str(settings.data_dir),
         "PIVOTAL_JWT_SECRET": TEST_JWT_SECRET,
         "PIVOTAL_ROLLUP_CRON": QUIET_ROLLUP_CRON,
     }
     log = open(settings.data_dir / "worker.log", "ab")  # noqa: SIM115 - owned by the process
+    args = [WORKER_CLI, "worker", "--name", "replica-test", "--concurrency", "1"]
+    if metrics_port is not None:
+        args += ["--metrics-port", str(metrics_port)]
     return subprocess.Popen(
-        [WORKER_CLI, "worker", "--name", "replica-test", "--concurrency", "1"],
+        args,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
