@@ -182,7 +182,12 @@ class Database:
 
     @asynccontextmanager
     async def tenant_session(
-        self, organization_id: str, *, snapshot: bool = False, replica: bool = False
+        self,
+        organization_id: str,
+        *,
+        snapshot: bool = False,
+        replica: bool = False,
+        snapshot_id: str | None = None,
     ) -> AsyncIterator[AsyncSession]:
         """One transaction scoped to ``organization_id``; commits on success.
 
@@ -190,11 +195,22 @@ class Database:
         see one state of the data (a summary's several queries must add up); what that
         state is: :func:`read_snapshot_of`. ``replica`` (a snapshot only): read it on the
         read replica when one is configured and usable (else the fallback policy).
+        ``snapshot_id`` (with ``snapshot``): import that exported snapshot instead, as
+        ``tenant_connection`` does (``replica``: it was exported on the replica's pool).
         """
         if not organization_id:
             raise ValueError("organization_id is required for a tenant session")
         if replica and not snapshot:
             raise ValueError("only a read-only snapshot can be read on the replica")
+        if snapshot_id is not None:
+            if not snapshot:
+                raise ValueError("a snapshot id needs snapshot=True")
+            engine = self.replica.engine if replica and self.replica else self.engine
+            async with engine.connect() as conn:
+                await _import_snapshot(conn, organization_id, snapshot_id)
+                async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                    yield session
+            return
         if snapshot:
             async with (
                 self._snapshot(organization_id, replica=replica) as (conn, read),

@@ -160,6 +160,13 @@ def test_snapshot_reads_run_on_the_standby_within_the_tenant_scope(
                 ) as second:
                     standby = await (await second.execute("SELECT pg_is_in_recovery()")).fetchone()
                     counted = await count_rows(second, query)
+                async with database.tenant_session(
+                    tenant.org.id,
+                    snapshot=True,
+                    snapshot_id=exported.snapshot_id,
+                    replica=exported.read.on_replica,
+                ) as session:  # e.g. an export's figures sheet, in the rows' snapshot
+                    imported = await fetch_one(session, sql, {})
         finally:
             await database.dispose()
         assert on_replica is not None
@@ -174,6 +181,10 @@ def test_snapshot_reads_run_on_the_standby_within_the_tenant_scope(
         assert exported.read.in_recovery
         assert standby == (True,)
         assert counted == len(AMOUNTS)
+        assert imported is not None
+        assert imported["standby"] is True
+        assert imported["role"] == "pivotal_tenant"
+        assert imported["visible"] == len(AMOUNTS)
 
     asyncio.run(probe())
 
