@@ -19,8 +19,8 @@ REPORT_DURATION = Histogram(
 )
 READ_SNAPSHOTS = Counter(
     "pivotal_read_snapshots_total",
-    "Snapshot reads (summaries, export COPY) by the server that answered: replica "
-    "(pg_is_in_recovery() of the connection) or primary.",
+    "Tenant snapshot reads (summaries, export COPY, audit listings) by the server that "
+    "answered: replica (pg_is_in_recovery() of the connection) or primary.",
     ["server"],
 )
 READ_REPLICA_UNUSABLE = Counter(
