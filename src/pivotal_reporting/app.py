@@ -20,6 +20,7 @@ from pivotal_reporting.errors import install_error_handlers
 from pivotal_reporting.events.broker import running_broker
 from pivotal_reporting.observability.middleware import RequestContextMiddleware
 from pivotal_reporting.ratelimit.middleware import RateLimitMiddleware
+from pivotal_reporting.replica import replica_policy
 from pivotal_reporting.worker import in_process_worker
 
 
@@ -42,7 +43,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = database_url or resolve_database_url(settings)
-        app.state.database = Database.connect(url, pool_size=settings.db_pool_size)
+        app.state.database = Database.connect(
+            url, pool_size=settings.db_pool_size, replica=replica_policy(settings)
+        )
         app.state.head_revision = schema.head_revision()
         try:
             async with AsyncExitStack() as stack:

@@ -157,8 +157,24 @@ class Settings(BaseSettings):
         default=None,
         description="Where backup/restore look first for pg_dump and pg_restore.",
     )
+    # The read replica (docs/read-replica.md): summaries and export COPY read there.
+    read_database_url: str | None = Field(
+        default=None,
+        description="A physical streaming replica of the primary (one server, not a pool): "
+        "summaries and export COPY read there; empty reads the primary.",
+    )
+    read_max_lag_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A replica further behind than this (seconds of replay lag) is not read.",
+    )
+    read_fallback: Literal["primary", "unavailable"] = Field(
+        default="primary",
+        description="When the replica is down or lags: read the primary, or answer 503 "
+        "(exports retry later).",
+    )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None

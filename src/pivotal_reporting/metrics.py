@@ -17,6 +17,18 @@ REPORT_DURATION = Histogram(
     ["report_type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0),
 )
+READ_SNAPSHOTS = Counter(
+    "pivotal_read_snapshots_total",
+    "Tenant snapshot reads (summaries, export COPY, audit listings) by the server that "
+    "answered: replica (pg_is_in_recovery() of the connection) or primary.",
+    ["server"],
+)
+READ_REPLICA_UNUSABLE = Counter(
+    "pivotal_read_replica_unusable_total",
+    "Reads the replica could not answer (then the primary answered or the request got "
+    "503, by PIVOTAL_READ_FALLBACK), by reason: unreachable, lagging, not_ready, replaying.",
+    ["reason"],
+)
 EXPORT_STARTED = Counter(
     "pivotal_export_started_total",
     "Export jobs started by a worker.",

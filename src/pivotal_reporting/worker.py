@@ -30,6 +30,7 @@ from pivotal_reporting.db import Database
 from pivotal_reporting.errors import database_unavailable
 from pivotal_reporting.exports import tasks as export_tasks
 from pivotal_reporting.queue import queue_app
+from pivotal_reporting.replica import replica_policy
 from pivotal_reporting.reports import tasks as report_tasks
 from pivotal_reporting.retention import tasks as retention_tasks
 from pivotal_reporting.storage_backends import open_storage
@@ -149,7 +150,11 @@ class SupervisedWorker:
 
     async def _run_once(self) -> None:
         options = self.options
-        database = Database.connect(self.url, pool_size=options.concurrency + 2)
+        database = Database.connect(
+            self.url,
+            pool_size=options.concurrency + 2,
+            replica=replica_policy(self.settings),
+        )
         runtime = WorkerRuntime(
             database=database,
             storage=open_storage(self.settings),

@@ -142,11 +142,13 @@ def test_other_organizations_never_change_a_figure(
 
 
 def test_envelope_echoes_the_filters_as_given(client: httpx.Client, tenant: Tenant) -> None:
+    sent_at = datetime.now(UTC)
     response = client.get(
         f"/v1/reports/summary/{PATH}",
         params={"organizationId": tenant.org.id, "fromDate": "2024-03-01T00:00:00+02:00"},
         headers=tenant.headers(tenant.viewer),
     )
+    answered_at = datetime.now(UTC)
     assert response.status_code == 200
     body = response.json()
     assert body["reportType"] == "quote_cycle_time"
@@ -155,7 +157,10 @@ def test_envelope_echoes_the_filters_as_given(client: httpx.Client, tenant: Tena
         "fromDate": "2024-03-01T00:00:00+02:00",
     }
     assert body["generatedAt"].endswith("Z")
-    assert set(body) == {"reportType", "filters", "summary", "generatedAt"}
+    assert body["dataAsOf"].endswith("Z")
+    # Read on the primary (no replica here): the snapshot was taken during the request.
+    assert sent_at <= datetime.fromisoformat(body["dataAsOf"]) <= answered_at
+    assert set(body) == {"reportType", "filters", "summary", "generatedAt", "dataAsOf"}
 
 
 def test_many_random_quotes_match_percentile_cont(

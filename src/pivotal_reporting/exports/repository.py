@@ -167,6 +167,7 @@ async def mark_completed(
     file_size_bytes: int,
     download_url: str,
     expires_at: datetime,
+    data_as_of: datetime,
 ) -> ExportJob | None:
     return await _update_returning(
         session,
@@ -182,6 +183,7 @@ async def mark_completed(
         completed_at=func.now(),
         ended_at=func.now(),
         expires_at=expires_at,
+        data_as_of=data_as_of,
     )
 
 

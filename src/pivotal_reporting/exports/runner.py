@@ -29,6 +29,7 @@ from pivotal_reporting.exports.writers import (
 from pivotal_reporting.filenames import download_path
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.organization_settings import read_organization_settings
+from pivotal_reporting.replica import ExportedSnapshot
 from pivotal_reporting.reports.base import ExportQuery, ReportContext
 from pivotal_reporting.reports.registry import get_report
 from pivotal_reporting.storage import (
@@ -76,18 +77,21 @@ async def execute_export(
     # may go over the network run in a thread, off the worker's event loop.
     await asyncio.to_thread(storage.discard_partials, f"{storage_key(job).rsplit('-', 1)[0]}-")
 
-    def document(snapshot_id: str, counting: asyncio.Task[int]) -> ExportDocument:
+    def document(snapshot: ExportedSnapshot, counting: asyncio.Task[int]) -> ExportDocument:
         return ExportDocument(
             job.id, report, filters, ctx, names[0], names[1], datetime.now(UTC), database,
-            snapshot_id, column_kinds(job.report_type), counting,
+            snapshot.snapshot_id, column_kinds(job.report_type), counting,
+            snapshot_on_replica=snapshot.read.on_replica,
         )  # fmt: skip
 
     try:
-        rows, partial = await _write_file(database, storage, job, query, document)
+        rows, partial, data_as_of = await _write_file(database, storage, job, query, document)
     except ExportCancelled:
         log.info("export %s: cancelled while running; partial file removed", job_id)
         return
-    stored = await _publish(database, storage, settings, job, partial, rows, org.retention_days)
+    stored = await _publish(
+        database, storage, settings, job, partial, rows, org.retention_days, data_as_of
+    )
     if stored is None:
         return
     metrics.EXPORT_COMPLETED.labels(*labels).inc()
@@ -116,25 +120,26 @@ async def _write_file(
     storage: ExportStorage,
     job: ExportJob,
     query: ExportQuery,
-    document: Callable[[str, asyncio.Task[int]], ExportDocument],
-) -> tuple[int, Partial]:
-    """Stream the rows into a partial file; the caller publishes it. Aborts on any error."""
+    document: Callable[[ExportedSnapshot, asyncio.Task[int]], ExportDocument],
+) -> tuple[int, Partial, datetime]:
+    """Stream the rows into a partial file; the caller publishes it. Aborts on any error.
+
+    Returns the rows, the file and the instant the rows are from (``dataAsOf``).
+    """
     partial = storage.begin(storage_key(job))
     try:
         started = time.perf_counter()
         async with snapshot_connection(database, job.organization_id) as conn:
-            snapshot_id = await export_snapshot(conn)
+            snapshot = await export_snapshot(conn)
             counting = asyncio.create_task(
-                count_rows_in_snapshot(database, job.organization_id, snapshot_id, query)
+                count_rows_in_snapshot(database, job.organization_id, snapshot, query)
             )
             try:
                 progress = _progress_reporter(database, job, counting)
                 if not await progress(0):
                     raise ExportCancelled
                 writer = get_format(job.format).writer
-                result = await writer(
-                    document(snapshot_id, counting), conn, query, partial, progress
-                )
+                result = await writer(document(snapshot, counting), conn, query, partial, progress)
                 total = await counting
             finally:
                 if not counting.done():
@@ -148,7 +153,7 @@ async def _write_file(
         log.debug(
             "export %s: wrote %d rows in %.3f s", job.id, total, time.perf_counter() - started
         )
-        return total, partial
+        return total, partial, snapshot.read.data_as_of
     except BaseException:
         storage.abort(partial)
         raise
@@ -162,6 +167,7 @@ async def _publish(
     partial: Partial,
     rows: int,
     retention_days: int,
+    data_as_of: datetime,
 ) -> StoredFile | None:
     """Mark completed and move the file into place in one transaction; ``None`` if cancelled."""
     stored: StoredFile | None = None
@@ -177,6 +183,7 @@ async def _publish(
                 file_size_bytes=partial.size,
                 download_url=download_path(settings, job.id),
                 expires_at=datetime.now(UTC) + timedelta(days=retention_days),
+                data_as_of=data_as_of,
             )
             if completed is None:  # cancelled (or superseded) at the last moment
                 storage.abort(partial)

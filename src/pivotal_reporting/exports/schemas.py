@@ -114,6 +114,10 @@ class ExportJobRead(CamelModel):
     expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    data_as_of: datetime | None = Field(
+        description="Completed jobs: the instant the file's rows are exact as of (the "
+        "snapshot holds every transaction committed up to it and none after); null before."
+    )
 
     @classmethod
     def from_job(cls, job: ExportJob) -> ExportJobRead:
@@ -139,6 +143,7 @@ class ExportJobRead(CamelModel):
             expires_at=job.expires_at,
             created_at=job.created_at,
             updated_at=job.updated_at,
+            data_as_of=job.data_as_of,
         )
 
 

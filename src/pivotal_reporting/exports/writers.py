@@ -29,7 +29,8 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.pq.abc import PGconn
 
-from pivotal_reporting.db import Database
+from pivotal_reporting.db import Database, read_snapshot_of_connection
+from pivotal_reporting.replica import ExportedSnapshot
 from pivotal_reporting.reports.base import ExportQuery
 from pivotal_reporting.reports.sql import csv_boolean, formula_safe
 from pivotal_reporting.storage import Partial
@@ -62,14 +63,20 @@ class WriteResult:
 
 @asynccontextmanager
 async def snapshot_connection(
-    database: Database, organization_id: str, *, snapshot_id: str | None = None
+    database: Database,
+    organization_id: str,
+    *,
+    snapshot: ExportedSnapshot | None = None,
 ) -> AsyncIterator[psycopg.AsyncConnection[object]]:
-    """A REPEATABLE READ, read-only tenant transaction on a raw psycopg connection.
+    """A REPEATABLE READ, read-only tenant transaction on a raw psycopg connection, on the
+    read replica if there is a usable one (``db.Database.tenant_connection``).
 
-    With ``snapshot_id`` (from :func:`export_snapshot`) it sees exactly the same data as
-    the transaction that exported it.
+    With ``snapshot`` (from :func:`export_snapshot`) it sees exactly the same data as
+    the transaction that exported it, on the same server.
     """
-    async with database.tenant_connection(organization_id, snapshot_id) as conn:
+    snapshot_id = snapshot.snapshot_id if snapshot else None
+    replica = snapshot.read.on_replica if snapshot else True
+    async with database.tenant_connection(organization_id, snapshot_id, replica=replica) as conn:
         await conn.execute(
             "SELECT set_config('TimeZone', 'UTC', true), "
             "set_config('DateStyle', 'ISO, YMD', true), "
@@ -79,22 +86,23 @@ async def snapshot_connection(
         yield conn
 
 
-async def export_snapshot(conn: psycopg.AsyncConnection[object]) -> str:
-    """Export this transaction's snapshot so that another connection can share it."""
+async def export_snapshot(conn: psycopg.AsyncConnection[object]) -> ExportedSnapshot:
+    """Export this transaction's snapshot so that another connection can share it; with
+    the instant its data is from."""
     async with conn.cursor() as cur:
         await cur.execute("SELECT pg_export_snapshot()")
         row = await cur.fetchone()
-    return str(row[0])  # type: ignore[index]
+    return ExportedSnapshot(str(row[0]), await read_snapshot_of_connection(conn))  # type: ignore[index]
 
 
 async def count_rows_in_snapshot(
-    database: Database, organization_id: str, snapshot_id: str, query: ExportQuery
+    database: Database, organization_id: str, snapshot: ExportedSnapshot, query: ExportQuery
 ) -> int:
     """``count(*)`` of the export on a second connection, in the exporter's snapshot.
 
     It runs while the rows stream, so an export costs one pass of the query, not two.
     """
-    async with snapshot_connection(database, organization_id, snapshot_id=snapshot_id) as conn:
+    async with snapshot_connection(database, organization_id, snapshot=snapshot) as conn:
         return await count_rows(conn, query)
 
 

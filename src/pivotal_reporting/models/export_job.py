@@ -116,6 +116,8 @@ class ExportJob(Base):
     file_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The chosen export columns, in order (NULL: all of the report's columns).
     columns: Mapped[list[str] | None] = mapped_column(JSONB)
+    # The instant the file's rows are exact as of (migration 0011, docs/read-replica.md).
+    data_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 __all__ = [

@@ -67,6 +67,13 @@ class SummaryResponse(CamelModel, Generic[FiltersT, SummaryT]):
     filters: FiltersT = Field(description="The filters as given (unset ones omitted).")
     summary: SummaryT
     generated_at: datetime = Field(description="UTC, ISO-8601.")
+    data_as_of: datetime = Field(
+        description="The instant the figures are exact as of (UTC, ISO-8601, microseconds): "
+        "the snapshot holds every transaction committed on the primary up to it and none "
+        "after. Read on a replica, the commit time of the last transaction it had replayed; "
+        "on the primary, when the snapshot was taken. Ages and 'as of now' figures are "
+        "still measured at generatedAt."
+    )
 
 
 def distribution(buckets: Sequence[Bucket], counts: Sequence[int]) -> list[DistributionBucket]:

@@ -13,7 +13,9 @@ from typing import Any
 from pivotal_reporting import metrics
 from pivotal_reporting.audit.service import record_event
 from pivotal_reporting.auth.principal import Principal
-from pivotal_reporting.db import Database
+from pivotal_reporting.db import Database, read_snapshot_of
+from pivotal_reporting.errors import ServiceUnavailable
+from pivotal_reporting.replica import ReplicaUnavailable
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_one
 
 # Per transaction only: JIT compilation (tens of ms) never pays off for a sub-second
@@ -30,11 +32,12 @@ TUNE_TRANSACTION = (
 async def generate_summary(
     database: Database, principal: Principal, report: Report, filters: ReportFilters
 ) -> dict[str, Any]:
-    """The response envelope ``{reportType, filters, summary, generatedAt}`` for the caller.
+    """The response envelope ``{reportType, filters, summary, generatedAt, dataAsOf}``.
 
     Raises ``Forbidden`` when ``filters.organizationId`` names another organization (it
-    never widens the scope) and ``InvalidInput`` when an id filter is not in the caller's
-    organization.
+    never widens the scope), ``InvalidInput`` when an id filter is not in the caller's
+    organization, and ``ServiceUnavailable`` when the read replica cannot answer and
+    ``PIVOTAL_READ_FALLBACK=unavailable``.
     """
     started = time.perf_counter()
     now = datetime.now(UTC)
@@ -50,12 +53,22 @@ async def generate_summary(
         now=now,
     )
     # One snapshot for all of a summary's queries (rollups.py decides which periods
-    # are fresh in one statement and reads them in the next); the audit event follows in
-    # its own transaction, since the chain head it updates must not be snapshot-bound.
-    async with database.tenant_session(principal.organization_id, snapshot=True) as session:
-        await fetch_one(session, TUNE_TRANSACTION, {})
-        await report.check_references(session, filters, field_prefix="query.")
-        summary = await report.summarize(session, ctx, filters)
+    # are fresh in one statement and reads them in the next), on the read replica if
+    # there is one; the audit event follows in its own transaction on the primary, since
+    # the chain head it updates must not be snapshot-bound.
+    try:
+        async with database.tenant_session(
+            principal.organization_id, snapshot=True, replica=True
+        ) as session:
+            data_as_of = read_snapshot_of(session).data_as_of
+            await fetch_one(session, TUNE_TRANSACTION, {})
+            await report.check_references(session, filters, field_prefix="query.")
+            summary = await report.summarize(session, ctx, filters)
+    except ReplicaUnavailable as exc:
+        raise ServiceUnavailable(
+            "The figures are read from a replica that is unavailable or behind; "
+            "please retry shortly."
+        ) from exc
     async with database.tenant_session(principal.organization_id) as session:
         await record_event(
             session,
@@ -75,4 +88,10 @@ async def generate_summary(
         "filters": filters.applied(),
         "summary": summary.model_dump(by_alias=True),
         "generatedAt": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "dataAsOf": utc_text(data_as_of),
     }
+
+
+def utc_text(instant: datetime) -> str:
+    """``2026-11-29T11:13:13.253117Z``: an instant in UTC with all its microseconds."""
+    return instant.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

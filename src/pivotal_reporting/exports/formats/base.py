@@ -38,6 +38,8 @@ class ExportDocument:
     snapshot_id: str
     kinds: Mapping[str, ColumnKind]
     counting: asyncio.Task[int]
+    # The snapshot was exported on the read replica (it must be imported there too).
+    snapshot_on_replica: bool = False
 
 
 FormatWriter = Callable[

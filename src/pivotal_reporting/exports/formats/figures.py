@@ -8,19 +8,15 @@ where it has one, else the line here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import text
 
-from pivotal_reporting.db import _ENTER_TENANT
 from pivotal_reporting.exports.formats.base import ExportDocument
 from pivotal_reporting.reports.service import TUNE_TRANSACTION
-
-_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
 
 # One line per figure where the model's own description is missing or too terse.
 DEFINITIONS: dict[str, str] = {
@@ -89,24 +85,16 @@ class Figure:
 
 async def summary_in_snapshot(document: ExportDocument) -> dict[str, Any]:
     """The summary object (camelCase keys, Python values) in the export's snapshot."""
-    if not _SNAPSHOT_ID.match(document.snapshot_id):
-        raise ValueError("invalid snapshot id")
-    database = document.database
-    async with database.engine.connect() as conn:
-        conn = await conn.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
-        async with conn.begin():
-            await conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{document.snapshot_id}'")
-            await conn.execute(_ENTER_TENANT, {"org": document.context.organization_id})
-            await conn.exec_driver_sql(TUNE_TRANSACTION)
-            session = AsyncSession(bind=conn)
-            try:
-                summary = await document.report.summarize(
-                    session, document.context, document.filters
-                )
-            finally:
-                await session.close()
+    # The rows' snapshot, imported on the server that exported it (primary or replica),
+    # through the one tenant door.
+    async with document.database.tenant_session(
+        document.context.organization_id,
+        snapshot=True,
+        snapshot_id=document.snapshot_id,
+        replica=document.snapshot_on_replica,
+    ) as session:
+        await session.execute(text(TUNE_TRANSACTION))
+        summary = await document.report.summarize(session, document.context, document.filters)
     dumped: dict[str, Any] = summary.model_dump(by_alias=True)
     return dumped
 
