@@ -152,6 +152,10 @@ def deployment(
     """A database of its own on the test server (the suite's API server runs an in-process
     worker on the session database, which must not take these jobs), a new bucket, a
     rate-limit namespace of its own in Redis."""
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
     name = f"pivotal_many_{secrets.token_hex(4)}"
     # moto's server logs each of the thousands of S3 requests; a failure report needs none.
     werkzeug = logging.getLogger("werkzeug")
@@ -183,6 +187,9 @@ def deployment(
             "PIVOTAL_MAX_RUNNING_EXPORTS_PER_ORG": str(MAX_RUNNING_PER_ORG),
             "PIVOTAL_EXPORT_STORAGE_URL": f"s3://{bucket}/{S3_PREFIX}",
             "PIVOTAL_LOG_LEVEL": "INFO",
+            # 2 APIs x (5 + 5 overflow) + 3 workers: well inside PostgreSQL's default of 100
+            # connections, with the rest of the suite's.
+            "PIVOTAL_DB_POOL_SIZE": "5",
         }  # the AWS_* variables of the s3_server fixture come from os.environ
         yield Deployment(
             url, bucket, key_prefix, env, tmp_path_factory.mktemp("many-logs"), orgs, s3_server
