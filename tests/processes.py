@@ -106,6 +106,13 @@ class ManagedProcess:
         self.log_file.close()
         return self.popen.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process runs no code until :meth:`thaw` (or is killed frozen)."""
+        self.popen.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.popen.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: no cleanup, no goodbye (a crashed machine, an OOM kill)."""
         if self.alive():

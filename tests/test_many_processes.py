@@ -344,28 +344,33 @@ def _register_doomed_worker(group: ProcessGroup, url: str) -> tuple[ManagedProce
     raise AssertionError(f"the worker never registered:\n{doomed.tail()}")
 
 
+def _running_exports(url: str, worker_id: int) -> list[int]:
+    rows = _sql(
+        url,
+        "SELECT id FROM procrastinate_jobs WHERE worker_id = %s AND status = 'doing' "
+        "AND task_name = 'exports.run_export' ORDER BY id",
+        (worker_id,),
+    )
+    return [row[0] for row in rows]
+
+
 def _kill_mid_run(doomed: ManagedProcess, worker_id: int, url: str, stop: threading.Event) -> Kill:
-    """SIGKILL ``doomed`` once enough exports are done and it is running some itself."""
+    """SIGKILL ``doomed`` once enough exports are done and it is running some itself.
+
+    It is frozen (SIGSTOP) first, so that the queue jobs it holds can be read without a
+    race: a frozen process finishes nothing. Holding none, it is thawed and watched again.
+    """
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while time.monotonic() < deadline and not stop.is_set():
         (completed,) = _sql(url, "SELECT count(*) FROM export_jobs WHERE status = 'completed'")[0]
-        running = _sql(
-            url,
-            "SELECT count(*) FROM procrastinate_jobs WHERE worker_id = %s AND status = 'doing' "
-            "AND task_name = 'exports.run_export'",
-            (worker_id,),
-        )[0][0]
-        if completed >= KILL_AFTER_COMPLETED and running > 0:
-            doomed.kill()
-            at = time.time()
-            # It can change nothing any more: what it held now is what the sweeper re-queues.
-            held = _sql(
-                url,
-                "SELECT id FROM procrastinate_jobs WHERE worker_id = %s AND status = 'doing' "
-                "AND task_name = 'exports.run_export' ORDER BY id",
-                (worker_id,),
-            )
-            return Kill(worker_id, at, [row[0] for row in held])
+        if completed >= KILL_AFTER_COMPLETED and _running_exports(url, worker_id):
+            doomed.freeze()
+            time.sleep(0.3)  # a commit already on its way to the server lands first
+            held = _running_exports(url, worker_id)
+            if held:
+                doomed.kill()
+                return Kill(worker_id, time.time(), held)
+            doomed.thaw()
         time.sleep(0.1)
     raise AssertionError("never found the doomed worker running an export")
 
@@ -417,6 +422,7 @@ def _check_jobs_once(url: str, requests: list[Request], kill: Kill) -> dict[str,
         assert jobs[job_id][11] == queue_id
         assert (status, succeeded) == ("succeeded", 1)
     requeued = {row[0]: row for row in queue if row[0] in kill.queue_jobs}
+    assert kill.queue_jobs, "the killed worker held queue jobs"
     assert set(requeued) == set(kill.queue_jobs)
     for _, job_id, _, attempts, started, _, retried in requeued.values():
         # Started by the killed worker, re-queued by the sweeper, started again elsewhere.
@@ -646,6 +652,7 @@ def test_two_apis_three_workers_one_killed_every_export_once(
         jobs[r.job_id][12].timestamp() - r.posted_at for r in requests if r.posted_at is not None
     ]
     completed = sum(1 for row in jobs.values() if row[4] == "completed")
+    recovered = max(jobs[row[1]][12].timestamp() for row in checked["requeued"].values()) - kill.at
     capacity = sum(r.capacity_429s for r in requests)
     rate_limited = sum(r.rate_limited_429s for r in requests)
     # Both processes took part, and their own counts add up to what the users saw.
@@ -672,7 +679,12 @@ def test_two_apis_three_workers_one_killed_every_export_once(
                 "429 (rate limit) during the run: POST / polls",
                 f"{rate_limited} / {traffic.polls_rate_limited}",
             ),
+            (
+                "worker SIGKILLed at",
+                f"{kill.at - started:.1f} s, after {KILL_AFTER_COMPLETED}+ done",
+            ),
             ("killed worker: queue jobs re-queued by the sweeper", str(len(kill.queue_jobs))),
+            ("killed worker's jobs all completed, after the kill", f"{recovered:.1f} s"),
             ("other queue jobs retried", str(len(checked["others_retried"]))),
             ("complete objects of killed attempts (unnamed)", str(stray)),
             (
