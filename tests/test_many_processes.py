@@ -363,6 +363,8 @@ def _kill_mid_run(doomed: ManagedProcess, worker_id: int, url: str, stop: thread
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while time.monotonic() < deadline and not stop.is_set():
         (completed,) = _sql(url, "SELECT count(*) FROM export_jobs WHERE status = 'completed'")[0]
+        if completed == USERS * EXPORTS_PER_USER:
+            raise AssertionError("every export finished before the worker could be killed")
         if completed >= KILL_AFTER_COMPLETED and _running_exports(url, worker_id):
             doomed.freeze()
             time.sleep(0.3)  # a commit already on its way to the server lands first
