@@ -118,10 +118,16 @@ def test_export_rows_are_raw_and_scoped(
 
 
 def test_formula_guard_cases(database_url: str) -> None:
-    values = [*HOSTILE, "plain", "", "a=b", "-", " x", "x =1", None]
+    # The first characters around the guard's fast path (A to ~ pass at once): @ is
+    # just below it, DEL and the non-ASCII ones just above.
+    edges = ["A=1", "Zed", "~=1", "`x", "{x", "\x7f=1", "\u00e9=1"]
+    values = [*HOSTILE, "plain", "", "a=b", "-", " x", "x =1", *edges, "@x", "\u3000=1", None]
     with psycopg.connect(database_url) as conn:
         guarded = [
-            conn.execute(f"SELECT {formula_safe('%s::text')}", (value, value, value)).fetchone()[0]  # type: ignore[index]
+            conn.execute(f"SELECT {formula_safe('%(v)s::text')}", {"v": value}).fetchone()[0]  # type: ignore[index]
             for value in values
         ]
-    assert guarded == [*("'" + v for v in HOSTILE), "plain", "", "a=b", "'-", " x", "x =1", None]
+    assert guarded == [
+        *("'" + v for v in HOSTILE),
+        *("plain", "", "a=b", "'-", " x", "x =1", *edges, "'@x", "'\u3000=1", None),
+    ]
