@@ -13,6 +13,7 @@ from pivotal_reporting.models.business import (
 from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.models.rollups import (
     RollupChange,
+    RollupChangesConsumed,
     RollupNameVersion,
     RollupPeriod,
     report_rollups,
@@ -42,6 +43,7 @@ __all__ = [
     "Role",
     "RolePermission",
     "RollupChange",
+    "RollupChangesConsumed",
     "RollupNameVersion",
     "RollupPeriod",
     "TimeEntry",

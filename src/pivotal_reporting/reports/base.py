@@ -146,6 +146,12 @@ class Report(ABC):
         the rows alone. Both give the same figures; tests compare them."""
         return False
 
+    def depends_on_now(self, filters: ReportFilters) -> bool:
+        """Whether a summary with these filters changes with the current time (then it
+        is never cached, ``cache.py``). The safe default; reports whose figures depend
+        only on their rows and filters say so."""
+        return True
+
     @abstractmethod
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters

@@ -243,6 +243,9 @@ class PaymentsReceivedReport(Report):
         assert isinstance(filters, PaymentsReceivedFilters)
         return filters.customer_id is None
 
+    def depends_on_now(self, filters: ReportFilters) -> bool:
+        return False  # completed payments only: no "now" in any figure
+
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
     ) -> PaymentsReceivedSummary:

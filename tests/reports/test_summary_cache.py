@@ -1,0 +1,155 @@
+"""The exact summary cache (reports/cache.py): a repeated summary is served from the
+cache only while its data is unchanged; every change is seen by the next request.
+
+The API runs in this process (tests/conftest.py), so the cache's hit counter is
+observable here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from pivotal_reporting.models import AuditLog
+from pivotal_reporting.reports import cache
+from pivotal_reporting.reports.refresh import refresh_all_blocking
+from tests.factories import (
+    Tenant,
+    create_customer,
+    create_invoice,
+    create_payment,
+    create_quote,
+    create_time_entry,
+)
+from tests.reports.helpers import ok_summary
+
+WINDOW = {"fromDate": "2024-01-01T00:00:00Z", "toDate": "2025-01-01T00:00:00Z"}
+
+
+def _hits() -> int:
+    return cache.SUMMARIES.hits
+
+
+def test_a_repeated_summary_is_a_hit_until_a_row_is_inserted(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    create_quote(db, org=tenant.org, status="accepted")
+    first = ok_summary(client, tenant, "quote-cycle-time", **WINDOW)
+    assert first["totalQuotes"] == 1
+    hits = _hits()
+    assert ok_summary(client, tenant, "quote-cycle-time", **WINDOW) == first
+    assert _hits() == hits + 1, "the same question on unchanged data is a hit"
+
+    create_quote(db, org=tenant.org, status="rejected")
+    after = ok_summary(client, tenant, "quote-cycle-time", **WINDOW)
+    assert after["totalQuotes"] == 2
+    assert after["quotesByStatus"] == {"accepted": 1, "rejected": 1, "expired": 0}
+    assert _hits() == hits + 1, "a changed organization is computed afresh"
+
+
+def test_updates_deletes_and_refreshes_are_seen(
+    client: httpx.Client, tenant: Tenant, db: Session, database_url: str
+) -> None:
+    payment = create_payment(db, org=tenant.org, amount=Decimal("100.00"))
+    create_payment(db, org=tenant.org, amount=Decimal("50.00"))
+    assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalAmount"] == Decimal(
+        "150.00"
+    )
+    # A refresh consumes the change log: the data version must not go back.
+    refresh_all_blocking(database_url, [tenant.org.id])
+    hits = _hits()
+    assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalAmount"] == Decimal(
+        "150.00"
+    )
+    assert _hits() == hits + 1, "a refresh changes no figure: still a hit"
+
+    db.execute(text("UPDATE payments SET amount = 70 WHERE id = :id"), {"id": payment.id})
+    db.commit()
+    assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalAmount"] == Decimal(
+        "120.00"
+    )
+    refresh_all_blocking(database_url, [tenant.org.id])
+    db.execute(text("DELETE FROM payments WHERE id = :id"), {"id": payment.id})
+    db.commit()
+    assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalAmount"] == Decimal(
+        "50.00"
+    )
+
+
+def test_renaming_a_customer_shows_the_new_name(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    customer = create_customer(db, org=tenant.org, name="Old Name Ltd")
+    create_payment(db, org=tenant.org, customer=customer)
+    before = ok_summary(client, tenant, "payments-received", **WINDOW)
+    assert before["paymentsByCustomer"] == {"Old Name Ltd": 1}
+    assert ok_summary(client, tenant, "payments-received", **WINDOW) == before
+
+    db.execute(
+        text("UPDATE customers SET name = 'New Name Ltd' WHERE id = :id"), {"id": customer.id}
+    )
+    db.commit()
+    after = ok_summary(client, tenant, "payments-received", **WINDOW)
+    assert after["paymentsByCustomer"] == {"New Name Ltd": 1}
+
+
+def test_filters_and_organizations_never_share_an_answer(
+    client: httpx.Client, tenant: Tenant, other_tenant: Tenant, db: Session
+) -> None:
+    create_payment(db, org=tenant.org, method="credit_card")
+    create_payment(db, org=tenant.org, method="bank_transfer")
+    create_payment(db, org=other_tenant.org, method="credit_card")
+    for _ in range(2):  # the second round is served from the cache
+        assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalPayments"] == 2
+        card = ok_summary(client, tenant, "payments-received", **WINDOW, method="credit_card")
+        assert card["totalPayments"] == 1
+        other = ok_summary(client, other_tenant, "payments-received", **WINDOW)
+        assert other["totalPayments"] == 1
+
+
+def test_figures_as_of_now_are_never_cached(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    # Days outstanding of an open invoice, and the age of a pending approval, grow with
+    # the clock: without an explicit asOf, each answer is computed.
+    create_invoice(db, org=tenant.org, status="issued", issue_date=date(2024, 3, 1))
+    create_time_entry(
+        db,
+        org=tenant.org,
+        user=tenant.viewer,
+        status="submitted",
+        work_date=date(2024, 3, 1),
+        submitted_at=datetime(2024, 3, 1, 17, tzinfo=UTC),
+    )
+    hits = _hits()
+    for _ in range(2):
+        ok_summary(client, tenant, "invoice-settlement-time", **WINDOW)
+        ok_summary(client, tenant, "time-approvals", **WINDOW)
+    assert _hits() == hits
+
+    # An explicit asOf fixes the instant: the same answer until the data changes.
+    as_of = {"asOf": "2024-06-01T00:00:00Z"}
+    first = ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **as_of)
+    assert ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **as_of) == first
+    assert _hits() == hits + 1
+    # 1 March to 1 June 2024 (UTC organization): 92 days outstanding.
+    assert first["averageSettlementTimeDays"] == Decimal("92.0")
+
+
+def test_a_cache_hit_is_audited_and_counted_like_any_call(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    create_quote(db, org=tenant.org, decided_at=datetime(2024, 1, 10, tzinfo=UTC) + timedelta(1))
+    for _ in range(3):
+        ok_summary(client, tenant, "quote-cycle-time", **WINDOW)
+    db.expire_all()
+    events = db.scalar(
+        select(func.count())
+        .select_from(AuditLog)
+        .where(AuditLog.organization_id == tenant.org.id, AuditLog.action == "report_generated")
+    )
+    assert events == 3
