@@ -353,12 +353,114 @@ def main() -> None:
     parser.add_argument(
         "--admin-url", help="a PostgreSQL 15+ admin URL instead of the embedded server"
     )
+    parser.add_argument(
+        "--vs-copy",
+        action="store_true",
+        help="time each report's export against a raw ordered COPY of its base table",
+    )
+    parser.add_argument(
+        "--report",
+        dest="reports",
+        action="append",
+        choices=sorted(BASE_TABLES),
+        help="reports for --vs-copy (repeatable; default: time_approvals, payments_received)",
+    )
     args = parser.parse_args()
     args.rows = args.rows or [1_000, 10_000, 100_000, 1_000_000]
-    if args.load:
+    if args.vs_copy:
+        args.reports = args.reports or sorted(BASE_TABLES, reverse=True)
+        run_vs_copy(args)
+    elif args.load:
         run_load(args)
     else:
         run_table(args)
+
+
+# --- Distance to the physical limit (issue 14): --vs-copy ------------------------------
+#
+# The reference is the cheapest way PostgreSQL can write the same rows to a file: a raw
+# ``COPY`` of the report's base table, in the export's order, through ``psql \copy`` as
+# the owner (no joins, no formatting, no guard, no row-level security), measured in the
+# same run right after each export.
+
+# report -> (base table, the export's order, the timestamp the window filters on)
+BASE_TABLES = {
+    "time_approvals": ("time_entries", "work_date, id"),
+    "payments_received": ("payments", "paid_at, id"),
+}
+# Targets of issue 14: POST -> completed within this multiple of the raw COPY.
+COPY_TARGETS = {"csv": 1.5, "json": 2.0}
+
+
+def raw_copy_reference(url: str, report_type: str, out: Path) -> float:
+    """Seconds for ``\\copy`` of the base table's organization rows, ordered, as CSV."""
+    table, order = BASE_TABLES[report_type]
+    query = f"SELECT * FROM {table} WHERE organization_id = '{DEMO_ORG_ID}' ORDER BY {order}"
+    command = f"\\copy ({query}) TO '{out}' WITH (FORMAT csv, HEADER true)"
+    started = time.perf_counter()
+    subprocess.run(["psql", url, "-X", "-q", "-c", command], check=True)
+    return time.perf_counter() - started
+
+
+def time_report_export(
+    client: httpx.Client, headers: dict[str, str], report_type: str, fmt: str
+) -> tuple[float, dict]:
+    body = {"reportType": report_type, "format": fmt, "filters": {}}
+    started = time.perf_counter()
+    response = client.post("/v1/reports/export", json=body, headers=headers)
+    response.raise_for_status()
+    job_id = response.json()["jobId"]
+    while True:
+        job = client.get(f"/v1/reports/export/{job_id}", headers=headers).json()["job"]
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return time.perf_counter() - started, job
+        time.sleep(0.05)
+
+
+def run_vs_copy(args: argparse.Namespace) -> None:
+    admin = bench_admin_url(args.admin_url)
+    lines = []
+    for rows in args.rows:
+        url = prepared_database(admin, rows)
+        with (
+            running_stack(url, workers=1, concurrency=1) as stack,
+            httpx.Client(base_url=stack.base_url, timeout=600) as client,
+        ):
+            headers = {"Authorization": f"Bearer {token_for(url, DEMO_USER_ID)}"}
+            time_report_export(client, headers, "time_approvals", "csv")  # warm-up
+            worker = stack.workers[0].pid
+            idle = psutil.Process(worker).memory_info().rss
+            for report_type in args.reports:
+                for fmt in ("csv", "json"):
+                    with RssSampler(worker) as rss:
+                        seconds, job = time_report_export(client, headers, report_type, fmt)
+                    if job["status"] != "completed":
+                        raise RuntimeError(f"unexpected export result: {job}")
+                    with tempfile.TemporaryDirectory() as tmp:
+                        raw = raw_copy_reference(url, report_type, Path(tmp) / "raw.csv")
+                    ratio = seconds / raw
+                    target = COPY_TARGETS[fmt]
+                    verdict = "met" if ratio <= target else "not met"
+                    if job["totalRows"] <= 100_000:
+                        verdict += ", " + ("met" if seconds <= 0.5 else "not met") + " (0.5 s)"
+                    lines.append(
+                        f"| {report_type:<17} | {rows:>9,} | {job['totalRows']:>9,} | {fmt:<4} "
+                        f"| {seconds:>7.2f} s | {raw:>7.2f} s | {ratio:>5.2f}x | <= {target}x "
+                        f"| {rss.peak / 2**20:>4.0f} MB (+{(rss.peak - idle) / 2**20:.0f}) "
+                        f"| {verdict:<21} |"
+                    )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print("\nExports, POST -> completed, against a raw ordered COPY of the base table (same run)")
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs; load average at the end {load}")
+    print(
+        "| report            | rows/table | file rows | fmt  | POST->done | raw COPY  | ratio "
+        "| target  | worker peak RSS | verdict               |"
+    )
+    print(
+        "|-------------------|-----------:|----------:|------|-----------:|----------:|------:"
+        "|---------|-----------------|-----------------------|"
+    )
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
