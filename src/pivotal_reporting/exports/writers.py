@@ -121,7 +121,8 @@ async def csv_select(conn: psycopg.AsyncConnection[object], query: ExportQuery) 
 
 async def count_rows(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> int:
     async with conn.cursor() as cur:
-        await cur.execute(f"SELECT count(*) FROM ({query.sql}) AS q", query.params or None)
+        count_sql = query.count_sql or f"SELECT count(*) FROM ({query.sql}) AS q"
+        await cur.execute(count_sql, query.params or None)
         row = await cur.fetchone()
     return int(row[0]) if row else 0  # type: ignore[index]
 

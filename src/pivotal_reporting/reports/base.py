@@ -93,6 +93,10 @@ class ExportQuery:
     # guard skips them; every other text column is guarded, so a column a report forgets
     # to list here is guarded, never left open.
     closed_text_columns: frozenset[str] = frozenset()
+    # ``count(*)`` of the same rows without the joins, the ordering and the cell
+    # functions (each join is on a NOT NULL foreign key, so it keeps every row once);
+    # without it the count runs ``sql`` itself.
+    count_sql: str | None = None
 
 
 class Report(ABC):

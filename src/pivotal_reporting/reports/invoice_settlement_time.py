@@ -369,6 +369,7 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
 WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void') {{conditions}}
 ORDER BY i.issue_date, i.id
 """
+_EXPORT_COUNT_SQL = "SELECT count(*) FROM invoices i WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void') {conditions}"
 
 
 class InvoiceSettlementTimeReport(Report):
@@ -439,6 +440,7 @@ class InvoiceSettlementTimeReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
             closed_text_columns=CLOSED_TEXT_COLUMNS,
+            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
         )
 
 

@@ -228,6 +228,7 @@ LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoi
 WHERE p.organization_id = %(org)s AND p.status = 'completed' {{conditions}}
 ORDER BY p.paid_at, p.id
 """
+_EXPORT_COUNT_SQL = "SELECT count(*) FROM payments p WHERE p.organization_id = %(org)s AND p.status = 'completed' {conditions}"
 
 
 class PaymentsReceivedReport(Report):
@@ -292,6 +293,7 @@ class PaymentsReceivedReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
             closed_text_columns=CLOSED_TEXT_COLUMNS,
+            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
         )
 
 

@@ -185,6 +185,7 @@ LEFT JOIN projects p ON p.organization_id = q.organization_id AND p.id = q.proje
 WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL {{conditions}}
 ORDER BY q.decided_at, q.id
 """
+_EXPORT_COUNT_SQL = "SELECT count(*) FROM quotes q WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL {conditions}"
 
 
 class QuoteCycleTimeReport(Report):
@@ -245,4 +246,5 @@ class QuoteCycleTimeReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
             closed_text_columns=CLOSED_TEXT_COLUMNS,
+            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
         )

@@ -288,6 +288,9 @@ JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id
 WHERE t.organization_id = %(org)s {{conditions}}
 ORDER BY t.work_date, t.id
 """
+_EXPORT_COUNT_SQL = (
+    "SELECT count(*) FROM time_entries t WHERE t.organization_id = %(org)s {conditions}"
+)
 
 
 class TimeApprovalsReport(Report):
@@ -350,6 +353,7 @@ class TimeApprovalsReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
             closed_text_columns=CLOSED_TEXT_COLUMNS,
+            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
         )
 
 
