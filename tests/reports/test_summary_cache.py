@@ -153,3 +153,57 @@ def test_a_cache_hit_is_audited_and_counted_like_any_call(
         .where(AuditLog.organization_id == tenant.org.id, AuditLog.action == "report_generated")
     )
     assert events == 3
+
+
+def test_the_data_version_only_grows_even_through_truncate(admin_url: str) -> None:
+    """In a scratch database (TRUNCATE would take every test's rows): the version the
+    cache reads grows with each write, stays put through a refresh, and grows when a
+    source table or the log itself is truncated."""
+    import secrets
+
+    import psycopg
+
+    from pivotal_reporting import schema
+    from pivotal_reporting.db import with_database
+    from pivotal_reporting.reports.cache import _VERSIONS_SQL
+
+    name = f"pivotal_scratch_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(admin_url, name)
+    try:
+        schema.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT set_config('app.maintenance', 'on', false)")
+            params = {"org": "org_a", "report": "quote_cycle_time"}
+
+            def version() -> int:
+                row = conn.execute(_VERSIONS_SQL, params).fetchone()
+                assert row is not None
+                return int(row[0])
+
+            conn.execute(
+                "INSERT INTO organizations (id, name, base_currency, timezone, settings) "
+                "VALUES ('org_a', 'A', 'USD', 'UTC', '{}')"
+            )
+            conn.execute(
+                "INSERT INTO customers (id, organization_id, name) VALUES ('cus_a', 'org_a', 'C')"
+            )
+            start = version()
+            conn.execute(
+                "INSERT INTO quotes (id, organization_id, quote_number, customer_id, status, "
+                "currency, total_amount, created_at, sent_at, decided_at) VALUES "
+                "('quo_a', 'org_a', 'Q1', 'cus_a', 'accepted', 'USD', 10, "
+                "'2024-01-01Z', '2024-01-01Z', '2024-01-03Z')"
+            )
+            written = version()
+            assert written > start
+            conn.execute("DELETE FROM rollup_changes")  # as a refresh consumes the log
+            assert version() == written
+            conn.execute("TRUNCATE rollup_changes")
+            assert version() == written
+            conn.execute("TRUNCATE quotes CASCADE")
+            assert version() > written
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

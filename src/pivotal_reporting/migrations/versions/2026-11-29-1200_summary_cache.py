@@ -8,7 +8,8 @@ trigger on the log, in the deleting transaction), so that
     version = count(log rows) + consumed
 
 only ever grows, in every snapshot: a committed change adds a log row, a refresh moves
-rows from one term to the other. ``reports/cache.py`` serves a cached summary only
+rows from one term to the other. TRUNCATE counts too: of the log (its rows are counted
+first), and of a source table (every organization's version of that report is bumped). ``reports/cache.py`` serves a cached summary only
 while this version (and the organization's names version) is unchanged.
 
 Revision ID: 0009
@@ -42,6 +43,40 @@ END
 $$
 """
 
+# TRUNCATE has no transition table. Of the log: count its rows first (BEFORE). Of a
+# source table: the log trigger of migration 0007 logs only the periods already built,
+# so every organization's version of that report is bumped here as well.
+_TRUNCATE_LOG_FUNCTION = """
+CREATE FUNCTION count_truncated_rollup_changes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    INSERT INTO rollup_changes_consumed AS c (organization_id, report_type, consumed)
+    SELECT organization_id, report_type, count(*) FROM rollup_changes
+    GROUP BY organization_id, report_type
+    ON CONFLICT (organization_id, report_type)
+    DO UPDATE SET consumed = c.consumed + EXCLUDED.consumed;
+    RETURN NULL;
+END
+$$
+"""
+_TRUNCATE_SOURCE_FUNCTION = """
+CREATE FUNCTION bump_rollup_changes_on_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    INSERT INTO rollup_changes_consumed AS c (organization_id, report_type, consumed)
+    SELECT id, TG_ARGV[0], 1 FROM organizations
+    ON CONFLICT (organization_id, report_type) DO UPDATE SET consumed = c.consumed + 1;
+    RETURN NULL;
+END
+$$
+"""
+SOURCES = {
+    "quotes": "quote_cycle_time",
+    "invoices": "invoice_settlement_time",
+    "payments": "payments_received",
+    "time_entries": "time_approvals",
+}
+
 
 def upgrade() -> None:
     op.create_table(
@@ -67,9 +102,25 @@ def upgrade() -> None:
         "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
         "EXECUTE FUNCTION count_consumed_rollup_changes()"
     )
+    op.execute(_TRUNCATE_LOG_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER rollup_changes_truncated BEFORE TRUNCATE ON rollup_changes "
+        "FOR EACH STATEMENT EXECUTE FUNCTION count_truncated_rollup_changes()"
+    )
+    op.execute(_TRUNCATE_SOURCE_FUNCTION)
+    for table, report in SOURCES.items():
+        op.execute(
+            f"CREATE TRIGGER {table}_summary_cache_truncate AFTER TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION bump_rollup_changes_on_truncate('{report}')"
+        )
 
 
 def downgrade() -> None:
+    for table in SOURCES:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_summary_cache_truncate ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS bump_rollup_changes_on_truncate()")
+    op.execute("DROP TRIGGER IF EXISTS rollup_changes_truncated ON rollup_changes")
+    op.execute("DROP FUNCTION IF EXISTS count_truncated_rollup_changes()")
     op.execute("DROP TRIGGER IF EXISTS rollup_changes_consumed ON rollup_changes")
     op.execute("DROP FUNCTION IF EXISTS count_consumed_rollup_changes()")
     op.execute("DROP POLICY IF EXISTS derived_data ON rollup_changes_consumed")
