@@ -96,6 +96,7 @@ def running_stack(url: str, *, workers: int, concurrency: int) -> Iterator[Stack
         "PIVOTAL_DATA_DIR": str(data_dir),
         "PIVOTAL_JWT_SECRET": SECRET,
         "PIVOTAL_WORKER_IN_PROCESS": "false",
+        "PIVOTAL_API_WORKERS": os.environ.get("BENCH_API_WORKERS", "1"),
         "PIVOTAL_RATE_LIMIT_PER_MINUTE": "1000000",
         "PIVOTAL_MAX_RUNNING_EXPORTS_PER_ORG": "100000",
         "PIVOTAL_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
@@ -307,7 +308,8 @@ def run_load(args: argparse.Namespace) -> None:
         with httpx.Client(base_url=stack.base_url, timeout=600) as client:
             _, job = time_export(client, {"Authorization": f"Bearer {tokens[0]}"}, "csv", filters)
             rows_per_job = job["totalRows"]
-        for users_count, (jobs, spec_rate, spec_time) in SPEC_LOAD.items():
+        levels = {u: SPEC_LOAD[u] for u in (args.levels or SPEC_LOAD)}
+        for users_count, (jobs, spec_rate, spec_time) in levels.items():
             outcomes, wall = asyncio.run(
                 load_level(stack.base_url, tokens[:users_count], jobs, filters)
             )
@@ -352,6 +354,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--admin-url", help="a PostgreSQL 15+ admin URL instead of the embedded server"
+    )
+    parser.add_argument(
+        "--level",
+        dest="levels",
+        type=int,
+        action="append",
+        choices=sorted(SPEC_LOAD),
+        help="load mode: only these user counts (repeatable; default: all four)",
     )
     parser.add_argument(
         "--vs-copy",
