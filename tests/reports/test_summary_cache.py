@@ -207,3 +207,21 @@ def test_the_data_version_only_grows_even_through_truncate(admin_url: str) -> No
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_cache_is_bounded_by_entries_and_by_breakdown_items() -> None:
+    small = cache.SummaryCache(max_entries=2, max_items=100)
+    small.put(("a",), {"total": 1})
+    small.put(("b",), {"total": 2})
+    small.put(("c",), {"total": 3})  # a third entry evicts the least recently used
+    assert small.get(("a",)) is None
+    assert small.get(("b",)) == {"total": 2}
+    big = {"byCustomer": {f"c{i}": i for i in range(60)}}  # 61 items
+    small.put(("d",), big)  # with b (1) and c (1): 63 items, 3 entries > 2: c goes
+    assert small.get(("c",)) is None
+    small.put(("e",), dict(big))  # 122 items > 100: d goes
+    assert small.get(("d",)) is None
+    assert small.get(("e",)) == big
+    small.put(("f",), {"byCustomer": {f"c{i}": i for i in range(200)}})  # never fits
+    assert small.get(("f",)) is None
+    assert small.get(("e",)) == big

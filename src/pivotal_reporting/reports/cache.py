@@ -21,7 +21,8 @@ Summaries that depend on the current time are not cached at all
 (``Report.depends_on_now``): days outstanding of open invoices without an explicit
 ``asOf``, and the ages of pending time approvals, change every second.
 
-The cache is per process (a bounded LRU); with several API workers each keeps its own.
+The cache is per process, a LRU bounded in entries and in breakdown items held; with
+several API workers each keeps its own.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_one
 
 MAX_ENTRIES = 512
+# Bound on the breakdown items held (a payments summary over 10,000 customers holds
+# 10,000): about a hundred such summaries, or hundreds of small ones, per process.
+MAX_ITEMS = 1_000_000
 
 _VERSIONS_SQL = """
 SELECT (SELECT count(*) FROM rollup_changes
@@ -53,9 +57,11 @@ CacheKey = tuple[str, ...]
 class SummaryCache:
     """A bounded LRU of summaries keyed by their inputs and data versions."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self._entries: OrderedDict[CacheKey, dict[str, Any]] = OrderedDict()
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_items: int = MAX_ITEMS) -> None:
+        self._entries: OrderedDict[CacheKey, tuple[dict[str, Any], int]] = OrderedDict()
         self._max_entries = max_entries
+        self._max_items = max_items
+        self._items = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -87,26 +93,34 @@ class SummaryCache:
         if key is None:
             return None
         with self._lock:
-            summary = self._entries.get(key)
-            if summary is None:
+            entry = self._entries.get(key)
+            if entry is None:
                 self.misses += 1
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return summary
+            return entry[0]
 
     def put(self, key: CacheKey | None, summary: dict[str, Any]) -> None:
         if key is None:
             return
+        items = 1 + sum(len(value) for value in summary.values() if isinstance(value, dict))
+        if items > self._max_items:
+            return
         with self._lock:
-            self._entries[key] = summary
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._items -= previous[1]
+            self._entries[key] = (summary, items)
+            self._items += items
+            while len(self._entries) > self._max_entries or self._items > self._max_items:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._items -= evicted
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._items = 0
 
 
 SUMMARIES = SummaryCache()
