@@ -112,6 +112,7 @@ DATABASE_URL_ENV = "PIVOTAL_SERVE_DATABASE_URL"
 RUN_DIR_ENV = "PIVOTAL_SERVE_RUN_DIR"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EXPORT_WORKER_LOCK = "export-worker.lock"
+WORKER_HEALTHCHECK_SECONDS = 60
 
 _export_worker_lock: int | None = None  # held for the life of the process that won it
 
@@ -146,6 +147,10 @@ def run_workers(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        # The supervisor kills a process that does not answer its ping in time (a thread
+        # in each process answers). 5 s, uvicorn's default, is too short on a saturated
+        # machine: a busy process was killed mid-request, dropping its connections.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         **proxy_options(settings),
     )
     try:
