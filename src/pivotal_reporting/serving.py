@@ -148,8 +148,8 @@ def run_workers(
         access_log=False,
         timeout_graceful_shutdown=5,
         # The supervisor kills a process that does not answer its ping in time (a thread
-        # in each process answers). 5 s, uvicorn's default, is too short on a saturated
-        # machine: a busy process was killed mid-request, dropping its connections.
+        # in each process answers), with its open requests. 5 s, uvicorn's default, is
+        # short for a saturated machine (a bench run lost connections, likely so).
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         **proxy_options(settings),
     )
