@@ -271,7 +271,13 @@ async def one_user(
         job_id = response.json()["jobId"]
         while True:
             await asyncio.sleep(0.25)
-            job = (await http.get(f"/v1/reports/export/{job_id}", headers=headers)).json()["job"]
+            try:
+                polled = await http.get(f"/v1/reports/export/{job_id}", headers=headers)
+            except httpx.RemoteProtocolError:
+                # The server closed an idle keep-alive connection as the poll was sent
+                # on it (uvicorn's 5 s keep-alive, a slow client loop): poll again.
+                continue
+            job = polled.json()["job"]
             if job["status"] in ("completed", "failed", "cancelled"):
                 break
         results.append(time.perf_counter() - started if job["status"] == "completed" else None)

@@ -149,7 +149,7 @@ def run_workers(
         timeout_graceful_shutdown=5,
         # The supervisor kills a process that does not answer its ping in time (a thread
         # in each process answers), with its open requests. 5 s, uvicorn's default, is
-        # short for a saturated machine (a bench run lost connections, likely so).
+        # short for a saturated machine.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         **proxy_options(settings),
     )
