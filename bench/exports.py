@@ -264,7 +264,11 @@ async def one_user(
     for i in range(jobs):
         started = time.perf_counter()
         body = {"reportType": REPORT, "format": ("csv", "json")[i % 2], "filters": filters}
-        response = await http.post("/v1/reports/export", json=body, headers=headers)
+        try:
+            response = await http.post("/v1/reports/export", json=body, headers=headers)
+        except httpx.TransportError:  # counted as a failure, never retried (no duplicates)
+            results.append(None)
+            continue
         if response.status_code != 202:
             results.append(None)
             continue
@@ -273,7 +277,7 @@ async def one_user(
             await asyncio.sleep(0.25)
             try:
                 polled = await http.get(f"/v1/reports/export/{job_id}", headers=headers)
-            except httpx.RemoteProtocolError:
+            except httpx.TransportError:
                 # The server closed an idle keep-alive connection as the poll was sent
                 # on it (uvicorn's 5 s keep-alive, a slow client loop): poll again.
                 continue
