@@ -98,6 +98,7 @@ def running_stack(url: str, *, workers: int, concurrency: int) -> Iterator[Stack
         "PIVOTAL_DATA_DIR": str(data_dir),
         "PIVOTAL_JWT_SECRET": SECRET,
         "PIVOTAL_WORKER_IN_PROCESS": "false",
+        "PIVOTAL_API_WORKERS": os.environ.get("BENCH_API_WORKERS", "1"),
         "PIVOTAL_RATE_LIMIT_PER_MINUTE": "1000000",
         "PIVOTAL_MAX_RUNNING_EXPORTS_PER_ORG": "100000",
         "PIVOTAL_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
@@ -271,14 +272,24 @@ async def one_user(
     for i in range(jobs):
         started = time.perf_counter()
         body = {"reportType": REPORT, "format": ("csv", "json")[i % 2], "filters": filters}
-        response = await http.post("/v1/reports/export", json=body, headers=headers)
+        try:
+            response = await http.post("/v1/reports/export", json=body, headers=headers)
+        except httpx.TransportError:  # counted as a failure, never retried (no duplicates)
+            results.append(None)
+            continue
         if response.status_code != 202:
             results.append(None)
             continue
         job_id = response.json()["jobId"]
         while True:
             await asyncio.sleep(0.25)
-            job = (await http.get(f"/v1/reports/export/{job_id}", headers=headers)).json()["job"]
+            try:
+                polled = await http.get(f"/v1/reports/export/{job_id}", headers=headers)
+            except httpx.TransportError:
+                # The server closed an idle keep-alive connection as the poll was sent
+                # on it (uvicorn's 5 s keep-alive, a slow client loop): poll again.
+                continue
+            job = polled.json()["job"]
             if job["status"] in ("completed", "failed", "cancelled"):
                 break
         results.append(time.perf_counter() - started if job["status"] == "completed" else None)
@@ -315,7 +326,8 @@ def run_load(args: argparse.Namespace) -> None:
         with httpx.Client(base_url=stack.base_url, timeout=600) as client:
             _, job = time_export(client, {"Authorization": f"Bearer {tokens[0]}"}, "csv", filters)
             rows_per_job = job["totalRows"]
-        for users_count, (jobs, spec_rate, spec_time) in SPEC_LOAD.items():
+        levels = {u: SPEC_LOAD[u] for u in (args.levels or SPEC_LOAD)}
+        for users_count, (jobs, spec_rate, spec_time) in levels.items():
             outcomes, wall = asyncio.run(
                 load_level(stack.base_url, tokens[:users_count], jobs, filters)
             )
@@ -368,13 +380,123 @@ def main() -> None:
         choices=("csv", "json", "xlsx", "pdf", "parquet"),
         help="formats to time (repeatable; default all five)",
     )
+    parser.add_argument(
+        "--level",
+        dest="levels",
+        type=int,
+        action="append",
+        choices=sorted(SPEC_LOAD),
+        help="load mode: only these user counts (repeatable; default: all four)",
+    )
+    parser.add_argument(
+        "--vs-copy",
+        action="store_true",
+        help="time each report's export against a raw ordered COPY of its base table",
+    )
+    parser.add_argument(
+        "--report",
+        dest="reports",
+        action="append",
+        choices=sorted(BASE_TABLES),
+        help="reports for --vs-copy (repeatable; default: time_approvals, payments_received)",
+    )
     args = parser.parse_args()
     args.rows = args.rows or [1_000, 10_000, 100_000, 1_000_000]
     args.formats = args.formats or ["csv", "json", "xlsx", "pdf", "parquet"]
-    if args.load:
+    if args.vs_copy:
+        args.reports = args.reports or sorted(BASE_TABLES, reverse=True)
+        run_vs_copy(args)
+    elif args.load:
         run_load(args)
     else:
         run_table(args)
+
+
+# --- Distance to the physical limit (issue 14): --vs-copy ------------------------------
+#
+# The reference is the cheapest way PostgreSQL can write the same rows to a file: a raw
+# ``COPY`` of the report's base table, in the export's order, through ``psql \copy`` as
+# the owner (no joins, no formatting, no guard, no row-level security), measured in the
+# same run right after each export.
+
+# report -> (base table, the export's order, the timestamp the window filters on)
+BASE_TABLES = {
+    "time_approvals": ("time_entries", "work_date, id"),
+    "payments_received": ("payments", "paid_at, id"),
+}
+# Targets of issue 14: POST -> completed within this multiple of the raw COPY.
+COPY_TARGETS = {"csv": 1.5, "json": 2.0}
+
+
+def raw_copy_reference(url: str, report_type: str, out: Path) -> float:
+    """Seconds for ``\\copy`` of the base table's organization rows, ordered, as CSV."""
+    table, order = BASE_TABLES[report_type]
+    query = f"SELECT * FROM {table} WHERE organization_id = '{DEMO_ORG_ID}' ORDER BY {order}"
+    command = f"\\copy ({query}) TO '{out}' WITH (FORMAT csv, HEADER true)"
+    started = time.perf_counter()
+    subprocess.run(["psql", url, "-X", "-q", "-c", command], check=True)
+    return time.perf_counter() - started
+
+
+def time_report_export(
+    client: httpx.Client, headers: dict[str, str], report_type: str, fmt: str
+) -> tuple[float, dict]:
+    body = {"reportType": report_type, "format": fmt, "filters": {}}
+    started = time.perf_counter()
+    response = client.post("/v1/reports/export", json=body, headers=headers)
+    response.raise_for_status()
+    job_id = response.json()["jobId"]
+    while True:
+        job = client.get(f"/v1/reports/export/{job_id}", headers=headers).json()["job"]
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return time.perf_counter() - started, job
+        time.sleep(0.05)
+
+
+def run_vs_copy(args: argparse.Namespace) -> None:
+    admin = bench_admin_url(args.admin_url)
+    lines = []
+    for rows in args.rows:
+        url = prepared_database(admin, rows)
+        with (
+            running_stack(url, workers=1, concurrency=1) as stack,
+            httpx.Client(base_url=stack.base_url, timeout=600) as client,
+        ):
+            headers = {"Authorization": f"Bearer {token_for(url, DEMO_USER_ID)}"}
+            time_report_export(client, headers, "time_approvals", "csv")  # warm-up
+            worker = stack.workers[0].pid
+            idle = psutil.Process(worker).memory_info().rss
+            for report_type in args.reports:
+                for fmt in ("csv", "json"):
+                    with RssSampler(worker) as rss:
+                        seconds, job = time_report_export(client, headers, report_type, fmt)
+                    if job["status"] != "completed":
+                        raise RuntimeError(f"unexpected export result: {job}")
+                    with tempfile.TemporaryDirectory() as tmp:
+                        raw = raw_copy_reference(url, report_type, Path(tmp) / "raw.csv")
+                    ratio = seconds / raw
+                    target = COPY_TARGETS[fmt]
+                    verdict = "met" if ratio <= target else "not met"
+                    if job["totalRows"] <= 100_000:
+                        verdict += ", " + ("met" if seconds <= 0.5 else "not met") + " (0.5 s)"
+                    lines.append(
+                        f"| {report_type:<17} | {rows:>9,} | {job['totalRows']:>9,} | {fmt:<4} "
+                        f"| {seconds:>7.2f} s | {raw:>7.2f} s | {ratio:>5.2f}x | <= {target}x "
+                        f"| {rss.peak / 2**20:>4.0f} MB (+{(rss.peak - idle) / 2**20:.0f}) "
+                        f"| {verdict:<21} |"
+                    )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print("\nExports, POST -> completed, against a raw ordered COPY of the base table (same run)")
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs; load average at the end {load}")
+    print(
+        "| report            | rows/table | file rows | fmt  | POST->done | raw COPY  | ratio "
+        "| target  | worker peak RSS | verdict               |"
+    )
+    print(
+        "|-------------------|-----------:|----------:|------|-----------:|----------:|------:"
+        "|---------|-----------------|-----------------------|"
+    )
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

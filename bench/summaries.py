@@ -231,8 +231,23 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50, help="timed calls per endpoint (>= 50)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--admin-url", help="PostgreSQL admin URL (default: embedded server)")
+    parser.add_argument(
+        "--scaling", action="store_true", help="every filter kind, cached / computed / rows-only"
+    )
+    parser.add_argument("--reference-calls", type=int, default=5, help="rows-only SQL calls")
+    parser.add_argument("--load", action="store_true", help="the spec's load test instead")
+    parser.add_argument("--users", type=int, default=25)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--api-workers", type=int, default=2, help="serve --workers in --load")
+    parser.add_argument("--load-rows", type=int, default=1_000_000)
     args = parser.parse_args()
     ADMIN_URL.append(bench_admin_url(args.admin_url))
+    if args.scaling:
+        run_scaling(args)
+        return
+    if args.load:
+        run_load(args)
+        return
     header = (
         "| report                  | rows/table | window                            "
         "| in window | spec dataset    | spec | HTTP p50 | HTTP p95 | SQL p50 | SQL p95 | SLO  |\n"
@@ -246,6 +261,249 @@ def main() -> None:
     print("times in ms; SLO: HTTP p95 <= 250 ms")
     print(header)
     print("\n".join(lines))
+    print(machine())
+
+
+# --- Growth and distance to the reference (issue 14): --scaling --------------------------
+#
+# Per size, report and filter kind: HTTP p95 with the summary cache (repeated identical
+# calls: the frequently-requested case), HTTP p95 with the cache off (every call
+# computes), and the reference of the same run: the report's rows-only SQL path (its own
+# row queries, rollups bypassed, no HTTP, no audit). The ratio is uncached HTTP / rows-only.
+
+
+def filter_kinds(url: str) -> dict[str, list[dict[str, str]]]:
+    """Every filter kind per report; id filters name the demo's busiest customer, project
+    and user."""
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT set_config('app.maintenance', 'on', false)")
+
+        def busiest(table: str, column: str) -> str:
+            row = conn.execute(
+                f"SELECT {column} FROM {table} WHERE organization_id = %s AND {column} IS NOT NULL "
+                f"GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+                (DEMO_ORG_ID,),
+            ).fetchone()
+            assert row is not None
+            return str(row[0])
+
+        customer = busiest("payments", "customer_id")
+        project = busiest("time_entries", "project_id")
+        user = busiest("time_entries", "user_id")
+        quote_project = busiest("quotes", "project_id")
+    return {
+        "quote_cycle_time": [
+            {},
+            {"status": "accepted"},
+            {"customerId": customer},
+            {"projectId": quote_project},
+        ],
+        "invoice_settlement_time": [
+            {},
+            {"asOf": "2026-11-01T00:00:00Z"},
+            {"status": "paid"},
+            {"currency": "EUR"},
+            {"overdueOnly": "true"},
+            {"customerId": customer},
+            {"overdueOnly": "true", "currency": "USD"},
+        ],
+        "payments_received": [
+            {},
+            {"method": "credit_card"},
+            {"currency": "EUR"},
+            {"customerId": customer},
+            {"method": "credit_card", "currency": "USD"},
+        ],
+        "time_approvals": [
+            {},
+            {"status": "approved"},
+            {"userId": user},
+            {"projectId": project},
+        ],
+    }
+
+
+async def time_rows_only(url: str, report_type: str, query: dict[str, str], calls: int) -> Timing:
+    """The rows-only SQL path: ``summarize`` with the rollups bypassed."""
+    report = registry.get_report(report_type)
+    original = type(report).reads_rollup
+    type(report).reads_rollup = lambda self, filters: False  # type: ignore[method-assign]
+    try:
+        timing, _ = await time_sql(url, report_type, query, calls)
+    finally:
+        type(report).reads_rollup = original  # type: ignore[method-assign]
+    return timing
+
+
+def run_scaling(args: argparse.Namespace) -> None:
+    from pivotal_reporting.reports import cache
+
+    lines = []
+    window = WINDOWS["local year"]
+    for rows in args.rows or [10_000, 100_000, 1_000_000]:
+        url = prepared_database(ADMIN_URL[0], rows, args.seed)
+        settings = Settings(
+            env="dev",
+            database_url=url,
+            data_dir=REPO / ".data" / "bench-data",
+            jwt_secret=SECRET,
+            rate_limit_per_minute=1_000_000,
+            worker_in_process=False,
+        )
+        token = mint_token(
+            settings,
+            user_id=DEMO_USER_ID,
+            organization_id=DEMO_ORG_ID,
+            expires_in=timedelta(hours=2),
+        )
+        kinds = filter_kinds(url)
+        with api_server(settings) as base_url:
+            for report in registry.all_reports():
+                for filters in kinds[report.report_type]:
+                    query = {**window, **filters}
+                    cached = time_http(base_url, token, report.path, query, args.calls)
+                    enabled = cache.SUMMARIES
+                    cache.SUMMARIES = cache.SummaryCache(max_entries=0)
+                    try:
+                        uncached = time_http(base_url, token, report.path, query, args.calls)
+                    finally:
+                        cache.SUMMARIES = enabled
+                    reference = asyncio.run(
+                        time_rows_only(url, report.report_type, query, args.reference_calls)
+                    )
+                    label = ", ".join(f"{k}={v[:12]}" for k, v in filters.items()) or "window only"
+                    cacheable = (
+                        "no"
+                        if report.depends_on_now(report.filters_model.model_validate(query))
+                        else "yes"
+                    )
+                    lines.append(
+                        f"| {report.report_type:<23} | {rows:>9,} | {label:<38} | {cacheable:<6} "
+                        f"| {cached.p95:>8.1f} | {uncached.p95:>8.1f} | {reference.p95:>8.1f} "
+                        f"| {uncached.p95 / reference.p95:>5.2f}x "
+                        f"| {'met' if uncached.p95 <= 100 else 'not met':<7} |"
+                    )
+    print(f"window: local year [{window['fromDate']}, {window['toDate']}), {args.calls} calls each")
+    print("times in ms (p95); target: every summary <= 100 ms p95 at 1M rows")
+    print(
+        "| report                  | rows/table | filters                                | cache? "
+        "| HTTP hit | HTTP computed | rows-only SQL | ratio | target  |"
+    )
+    print(
+        "|-------------------------|-----------:|----------------------------------------|--------"
+        "|---------:|---------:|---------:|------:|---------|"
+    )
+    print("\n".join(lines))
+    print(machine())
+
+
+# --- The specification's load test (issue 14): --load --------------------------------------
+#
+# 25 users, no think time, 60 s, each calling the four summaries in turn (local one-year
+# window), against ``pivotal-reporting serve --workers N`` as its own process tree.
+
+
+async def _load_user(
+    http: httpx.AsyncClient, token: str, stop_at: float, latencies: list[float], errors: list[str]
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    paths = [report.path for report in registry.all_reports()]
+    i = 0
+    while time.perf_counter() < stop_at:
+        path = paths[i % len(paths)]
+        i += 1
+        started = time.perf_counter()
+        try:
+            response = await http.get(
+                f"/v1/reports/summary/{path}", params=WINDOWS["local year"], headers=headers
+            )
+            if response.status_code != 200:
+                errors.append(f"{path}: {response.status_code}")
+                continue
+        except httpx.HTTPError as exc:
+            errors.append(f"{path}: {type(exc).__name__}")
+            continue
+        latencies.append((time.perf_counter() - started) * 1000)
+
+
+async def _load(
+    base_url: str, token: str, users: int, seconds: float
+) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=users + 5)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        stop_at = started + seconds
+        await asyncio.gather(
+            *(_load_user(http, token, stop_at, latencies, errors) for _ in range(users))
+        )
+        return latencies, errors, time.perf_counter() - started
+
+
+def run_load(args: argparse.Namespace) -> None:
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    url = prepared_database(ADMIN_URL[0], args.load_rows, args.seed)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data_dir = tempfile.mkdtemp(prefix="pivotal-bench-load-")
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"} | {
+        "PIVOTAL_DATABASE_URL": url,
+        "PIVOTAL_DATA_DIR": data_dir,
+        "PIVOTAL_JWT_SECRET": SECRET,
+        "PIVOTAL_RATE_LIMIT_PER_MINUTE": "1000000",
+        "PIVOTAL_WORKER_IN_PROCESS": "false",
+        "PIVOTAL_LOG_LEVEL": "WARNING",
+    }
+    cli = str(Path(sys.executable).parent / "pivotal-reporting")
+    server = subprocess.Popen(
+        [cli, "serve", "--port", str(port), "--workers", str(args.api_workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    token = mint_token(
+        Settings(database_url=url, jwt_secret=SECRET),
+        user_id=DEMO_USER_ID,
+        organization_id=DEMO_ORG_ID,
+        expires_in=timedelta(hours=2),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("serve did not start")
+            time.sleep(0.3)
+        asyncio.run(_load(base_url, token, args.users, 5))  # warm-up: pools, caches
+        latencies, errors, wall = asyncio.run(_load(base_url, token, args.users, args.seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    timing = percentiles(latencies)
+    print(
+        f"Load: {args.users} users, no think time, {args.seconds:.0f} s, the four summaries in turn "
+        f"(local year), serve --workers {args.api_workers}, {args.load_rows:,} rows per table"
+    )
+    print("| requests | errors | requests/s | p50 ms | p95 ms | target p95 <= 250 ms, 0 errors |")
+    print("|---------:|-------:|-----------:|-------:|-------:|--------------------------------|")
+    met = "met" if timing.p95 <= SLO_MS and not errors else "not met"
+    print(
+        f"| {len(latencies):>8,} | {len(errors):>6} | {len(latencies) / wall:>10.1f} "
+        f"| {timing.p50:>6.1f} | {timing.p95:>6.1f} | {met:<30} |"
+    )
+    if errors:
+        print("errors (first 5):", errors[:5])
     print(machine())
 
 

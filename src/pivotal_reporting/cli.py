@@ -61,8 +61,20 @@ def serve(
     demo: Annotated[bool, typer.Option("--demo", help="Load demo data first (once).")] = False,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="API processes sharing the port (default: PIVOTAL_API_WORKERS, else 1).",
+        ),
+    ] = None,
 ) -> None:
     """Migrate, optionally load demo data, and serve the API (with an in-process worker).
+
+    With ``--workers N`` (N > 1) N processes accept on the one port; exactly one of them
+    runs the in-process export worker, and ``/metrics`` aggregates all of them.
 
     SIGTERM or SIGINT stops it cleanly (exit 0), and with it the embedded PostgreSQL
     unless another process still uses that.
@@ -71,11 +83,16 @@ def serve(
     from pivotal_reporting.serving import (
         PortUnavailable,
         bind_listener,
+        cleanup_workers,
+        prepare_workers,
         run_until_stopped,
+        run_workers,
         uvicorn_config,
     )
 
     settings = get_settings()
+    processes = workers or settings.api_workers
+    run_dir: Path | None = None
     try:  # first: a busy port fails before any database work or printed token
         listener = bind_listener(host, port)
         if settings.metrics_port is not None:
@@ -88,16 +105,23 @@ def serve(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         url = _setup(settings)
+        if processes > 1:  # before the metrics listener: it aggregates the processes' files
+            run_dir = prepare_workers(url)
         if settings.metrics_port is not None:
             from pivotal_reporting.observability.exposition import start_metrics_server
 
             start_metrics_server(settings.metrics_port, addr=settings.metrics_addr)
         schema.upgrade(url)
         _announce(settings, url, host, port, demo=demo)
-        app = create_app(settings, database_url=url)
-        run_until_stopped(uvicorn_config(app, settings, host=host, port=port), listener)
+        if processes > 1:
+            run_workers(settings, host=host, port=port, listener=listener, workers=processes)
+        else:
+            app = create_app(settings, database_url=url)
+            run_until_stopped(uvicorn_config(app, settings, host=host, port=port), listener)
     finally:
         listener.close()
+        if run_dir is not None:
+            cleanup_workers(run_dir)
         if not settings.database_url:
             from pivotal_reporting.embedded import release_embedded
 

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         default="* * * * *", description="When stale report rollup months are rebuilt (cron)."
     )
     worker_in_process: bool = True
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes under `serve` (PIVOTAL_API_WORKERS; --workers overrides).",
+    )
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"

@@ -118,10 +118,62 @@ def test_export_rows_are_raw_and_scoped(
 
 
 def test_formula_guard_cases(database_url: str) -> None:
-    values = [*HOSTILE, "plain", "", "a=b", "-", " x", "x =1", None]
+    # The first characters around the guard's fast path (A to ~ pass at once): @ is
+    # just below it, DEL and the non-ASCII ones just above.
+    edges = ["A=1", "Zed", "~=1", "`x", "{x", "\x7f=1", "\u00e9=1"]
+    values = [*HOSTILE, "plain", "", "a=b", "-", " x", "x =1", *edges, "@x", "\u3000=1", None]
     with psycopg.connect(database_url) as conn:
         guarded = [
-            conn.execute(f"SELECT {formula_safe('%s::text')}", (value, value, value)).fetchone()[0]  # type: ignore[index]
+            conn.execute(f"SELECT {formula_safe('%(v)s::text')}", {"v": value}).fetchone()[0]  # type: ignore[index]
             for value in values
         ]
-    assert guarded == [*("'" + v for v in HOSTILE), "plain", "", "a=b", "'-", " x", "x =1", None]
+    assert guarded == [
+        *("'" + v for v in HOSTILE),
+        *("plain", "", "a=b", "'-", " x", "x =1", *edges, "'@x", "'\u3000=1", None),
+    ]
+
+
+@pytest.mark.parametrize("report_type", [r.report_type for r in registry.all_reports()])
+def test_the_cheap_count_counts_the_export_rows(
+    database_url: str, tenant: Tenant, other_tenant: Tenant, db: Session, report_type: str
+) -> None:
+    _seed(db, tenant, ["Alpha", "Beta", "Gamma"])
+    _seed(db, other_tenant, ["Other Org"])
+    create_quote(db, org=tenant.org, status="draft")  # not decided: in no quote export
+    create_invoice(db, org=tenant.org, status="draft", issue_date=date(2024, 3, 2))
+    create_payment(db, org=tenant.org, status="failed", paid_at=datetime(2024, 3, 2, tzinfo=UTC))
+    query = _query(report_type, tenant)
+    assert query.count_sql is not None
+    rows = _copy(database_url, tenant.org.id, query)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "SELECT set_config('role', %s, true), set_config('app.organization_id', %s, true)",
+            (TENANT_ROLE, tenant.org.id),
+        )
+        counted = conn.execute(query.count_sql, query.params).fetchone()
+    assert counted == (len(rows),)
+    assert len(rows) == 3
+
+
+def test_rounded_seconds_is_round_of_the_exact_quotient(database_url: str) -> None:
+    """Integer rounding against PostgreSQL's ``round(numeric, k)`` of the exact quotient,
+    at and around every half-way point: negative, microseconds, whole units."""
+    from pivotal_reporting.reports.sql import rounded_seconds
+
+    hour_halves = [Decimal(18) * k for k in range(-5, 6)]  # 0.005 h = 18 s
+    day_halves = [Decimal("4.32") * k for k in range(-5, 6)]  # 0.00005 d = 4.32 s
+    offsets = [Decimal(0), Decimal("0.000001"), Decimal("-0.000001")]
+    values = [h + o for h in hour_halves + day_halves for o in offsets]
+    values += [Decimal("3600"), Decimal("86400.5"), Decimal("1234567.891011"), Decimal(0)]
+    sql = (
+        f"SELECT {rounded_seconds('%(s)s::float8', unit=3600, places=2)}, "
+        f"round(%(s)s::numeric / 3600, 2), "
+        f"{rounded_seconds('%(s)s::float8', unit=86400, places=4)}, "
+        f"round(%(s)s::numeric / 86400, 4)"
+    )
+    with psycopg.connect(database_url) as conn:
+        for value in values:
+            row = conn.execute(sql, {"s": value}).fetchone()
+            assert row is not None
+            assert (str(row[0]), str(row[2])) == (str(row[1]), str(row[3])), value
+    assert conn.closed

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.config import Settings
-from pivotal_reporting.reports import registry
+from pivotal_reporting.reports import cache, registry
 from pivotal_reporting.reports.refresh import refresh_all_blocking
 from tests.factories import (
     Tenant,
@@ -37,6 +37,13 @@ from tests.server import QUIET_ROLLUP_CRON, ServerThread
 TZ = "America/New_York"
 # January to May 2024 in New York: four whole local months.
 WINDOW = {"fromDate": "2024-01-01T00:00:00-05:00", "toDate": "2024-05-01T00:00:00-04:00"}
+
+
+@pytest.fixture(autouse=True)
+def no_summary_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests alter the rollups behind the triggers' back (a state no write can
+    make) to see which periods are read: every request must compute its summary."""
+    monkeypatch.setattr(cache, "SUMMARIES", cache.SummaryCache(max_entries=0))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pivotal_reporting.models.export_job import ExportJob
 from pivotal_reporting.models.export_template import ExportTemplate
 from pivotal_reporting.models.rollups import (
     RollupChange,
+    RollupChangesConsumed,
     RollupNameVersion,
     RollupPeriod,
     report_rollups,
@@ -44,6 +45,7 @@ __all__ = [
     "Role",
     "RolePermission",
     "RollupChange",
+    "RollupChangesConsumed",
     "RollupNameVersion",
     "RollupPeriod",
     "TimeEntry",

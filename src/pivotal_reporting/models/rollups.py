@@ -134,3 +134,16 @@ class RollupNameVersion(Base):
 
     organization_id: Mapped[str] = mapped_column(Text, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupChangesConsumed(Base):
+    """How many ``rollup_changes`` rows a refresh has deleted, per organization and report
+    (kept by a trigger on the log). With the log rows still there it counts every change
+    ever logged: a number that only grows, which the summary cache reads as a data
+    version (``reports/cache.py``). No foreign key, like the log."""
+
+    __tablename__ = "rollup_changes_consumed"
+
+    organization_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    report_type: Mapped[str] = mapped_column(Text, primary_key=True)
+    consumed: Mapped[int] = mapped_column(BigInteger)

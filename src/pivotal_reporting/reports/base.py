@@ -93,6 +93,10 @@ class ExportQuery:
     # guard skips them; every other text column is guarded, so a column a report forgets
     # to list here is guarded, never left open.
     closed_text_columns: frozenset[str] = frozenset()
+    # ``count(*)`` of the same rows without the joins, the ordering and the cell
+    # functions (each join is on a NOT NULL foreign key, so it keeps every row once);
+    # without it the count runs ``sql`` itself.
+    count_sql: str | None = None
 
 
 class Report(ABC):
@@ -145,6 +149,12 @@ class Report(ABC):
         """Whether a summary with these filters reads the rollups (rollups.py); else
         the rows alone. Both give the same figures; tests compare them."""
         return False
+
+    def depends_on_now(self, filters: ReportFilters) -> bool:
+        """Whether a summary with these filters changes with the current time (then it
+        is never cached, ``cache.py``). The safe default; reports whose figures depend
+        only on their rows and filters say so."""
+        return True
 
     @abstractmethod
     async def summarize(

@@ -67,7 +67,7 @@ from pivotal_reporting.reports.sql import (
     iso_utc,
     local_date,
     local_midnight_epoch,
-    rounded,
+    rounded_seconds,
 )
 from pivotal_reporting.validation import Id, Instant
 
@@ -390,13 +390,14 @@ SELECT i.id AS invoice_id, i.invoice_number AS invoice_number,
        i.customer_id AS customer_id, c.name AS customer_name,
        i.status, {OVERDUE} AS overdue, i.currency, i.total_amount, i.amount_paid, i.balance_due,
        i.issue_date, i.due_date, {iso_utc("i.paid_at")} AS paid_at,
-       {rounded(_seconds("m.epoch"), divisor=SECONDS_PER_DAY, places=4)} AS settlement_time_days
+       {rounded_seconds(_seconds("m.epoch"), unit=SECONDS_PER_DAY, places=4)} AS settlement_time_days
 FROM invoices i
 JOIN starts m ON m.day = i.issue_date
 JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_id
 WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void') {{conditions}}
 ORDER BY i.issue_date, i.id
 """
+_EXPORT_COUNT_SQL = "SELECT count(*) FROM invoices i WHERE i.organization_id = %(org)s AND i.status NOT IN ('draft', 'void') {conditions}"
 
 
 class InvoiceSettlementTimeReport(Report):
@@ -411,6 +412,10 @@ class InvoiceSettlementTimeReport(Report):
     def reads_rollup(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, InvoiceSettlementTimeFilters)
         return filters.customer_id is None and not filters.overdue_only
+
+    def depends_on_now(self, filters: ReportFilters) -> bool:
+        assert isinstance(filters, InvoiceSettlementTimeFilters)
+        return filters.as_of is None  # days outstanding and overdue are as of now
 
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
@@ -469,6 +474,7 @@ class InvoiceSettlementTimeReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
             closed_text_columns=CLOSED_TEXT_COLUMNS,
+            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
         )
 
 

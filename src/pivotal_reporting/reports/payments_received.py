@@ -221,6 +221,7 @@ LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoi
 WHERE p.organization_id = %(org)s AND p.status = 'completed' {{conditions}}
 ORDER BY p.paid_at, p.id
 """
+_EXPORT_COUNT_SQL = "SELECT count(*) FROM payments p WHERE p.organization_id = %(org)s AND p.status = 'completed' {conditions}"
 
 
 class PaymentsReceivedReport(Report):
@@ -235,6 +236,9 @@ class PaymentsReceivedReport(Report):
     def reads_rollup(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, PaymentsReceivedFilters)
         return filters.customer_id is None
+
+    def depends_on_now(self, filters: ReportFilters) -> bool:
+        return False  # completed payments only: no "now" in any figure
 
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
@@ -284,6 +288,7 @@ class PaymentsReceivedReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
             closed_text_columns=CLOSED_TEXT_COLUMNS,
+            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
         )
 
 

@@ -44,7 +44,7 @@ from pivotal_reporting.reports.sql import (
     Conditions,
     day_buckets,
     iso_utc,
-    rounded,
+    rounded_seconds,
 )
 from pivotal_reporting.validation import Id
 
@@ -178,13 +178,14 @@ SELECT q.id AS quote_id, q.quote_number AS quote_number,
        q.status, q.currency, q.total_amount,
        {iso_utc("q.created_at")} AS created_at, {iso_utc("q.sent_at")} AS sent_at,
        {iso_utc("q.decided_at")} AS decided_at,
-       {rounded(_SECONDS, divisor=SECONDS_PER_DAY, places=4)} AS cycle_time_days
+       {rounded_seconds(_SECONDS, unit=SECONDS_PER_DAY, places=4)} AS cycle_time_days
 FROM quotes q
 JOIN customers c ON c.organization_id = q.organization_id AND c.id = q.customer_id
 LEFT JOIN projects p ON p.organization_id = q.organization_id AND p.id = q.project_id
 WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL {{conditions}}
 ORDER BY q.decided_at, q.id
 """
+_EXPORT_COUNT_SQL = "SELECT count(*) FROM quotes q WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL {conditions}"
 
 
 class QuoteCycleTimeReport(Report):
@@ -199,6 +200,9 @@ class QuoteCycleTimeReport(Report):
     def reads_rollup(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, QuoteCycleTimeFilters)
         return filters.customer_id is None and filters.project_id is None
+
+    def depends_on_now(self, filters: ReportFilters) -> bool:
+        return False  # decided quotes only: no "now" in any figure
 
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
@@ -242,4 +246,5 @@ class QuoteCycleTimeReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
             closed_text_columns=CLOSED_TEXT_COLUMNS,
+            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
         )

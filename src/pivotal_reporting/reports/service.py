@@ -16,6 +16,7 @@ from pivotal_reporting.auth.principal import Principal
 from pivotal_reporting.db import Database, read_snapshot_of
 from pivotal_reporting.errors import ServiceUnavailable
 from pivotal_reporting.replica import ReplicaUnavailable
+from pivotal_reporting.reports import cache
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_one
 
 # Per transaction only: JIT compilation (tens of ms) never pays off for a sub-second
@@ -55,7 +56,9 @@ async def generate_summary(
     # One snapshot for all of a summary's queries (rollups.py decides which periods
     # are fresh in one statement and reads them in the next), on the read replica if
     # there is one; the audit event follows in its own transaction on the primary, since
-    # the chain head it updates must not be snapshot-bound.
+    # the chain head it updates must not be snapshot-bound. A cached answer is served only
+    # while the data version read in this very snapshot is the one it was computed at, so
+    # its figures are exact as of this snapshot's instant too.
     try:
         async with database.tenant_session(
             principal.organization_id, snapshot=True, replica=True
@@ -63,7 +66,12 @@ async def generate_summary(
             data_as_of = read_snapshot_of(session).data_as_of
             await fetch_one(session, TUNE_TRANSACTION, {})
             await report.check_references(session, filters, field_prefix="query.")
-            summary = await report.summarize(session, ctx, filters)
+            key = await cache.SUMMARIES.key(session, report, ctx, filters)
+            summary = cache.SUMMARIES.get(key)
+            if summary is None:
+                computed = await report.summarize(session, ctx, filters)
+                summary = computed.model_dump(by_alias=True)
+                cache.SUMMARIES.put(key, summary)
     except ReplicaUnavailable as exc:
         raise ServiceUnavailable(
             "The figures are read from a replica that is unavailable or behind; "
@@ -86,7 +94,7 @@ async def generate_summary(
     return {
         "reportType": report.report_type,
         "filters": filters.applied(),
-        "summary": summary.model_dump(by_alias=True),
+        "summary": summary,
         "generatedAt": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "dataAsOf": utc_text(data_as_of),
     }

@@ -108,6 +108,27 @@ def rounded(expression: str, *, divisor: int = 1, places: int = 1) -> str:
     return f"round(({expression})::numeric / {divisor}, {places})"
 
 
+def rounded_seconds(seconds: str, *, unit: int, places: int) -> str:
+    """``seconds / unit`` rounded half away from zero to ``places`` decimals, exactly,
+    by integer arithmetic instead of a per-row ``numeric`` division.
+
+    ``seconds`` (a double, e.g. ``date_part('epoch', interval)``) is taken to whole
+    microseconds (timestamps hold nothing finer); ``microseconds * 10^places`` is divided
+    by ``unit`` in microseconds as a ``bigint`` with the half added away from zero, and
+    one multiplication by ``10^-places`` gives the NUMERIC its scale: the same text as
+    ``round(seconds::numeric / unit, places)``, e.g. ``1.50``.
+    """
+    micros = f"round(({seconds}) * 1000000)::bigint"
+    scale = 10**places
+    divisor = unit * 1_000_000
+    half = divisor // 2
+    step = f"0.{'0' * (places - 1)}1" if places else "1"
+    return (
+        f"(CASE WHEN {micros} >= 0 THEN ({micros} * {scale} + {half}) / {divisor} "
+        f"ELSE -(({half} - {micros} * {scale}) / {divisor}) END) * {step}"
+    )
+
+
 def formula_safe(expression: str) -> str:
     """A text expression neutralised against spreadsheet formula injection (CSV only).
 
@@ -117,8 +138,11 @@ def formula_safe(expression: str) -> str:
     text columns that can hold user text; JSON (and any typed format) carries the values
     as stored.
     """
+    # A first character from A to ~ (letters and [\]^_`{|}~) starts neither a formula nor
+    # white space: one ascii() decides most cells; the regular expression runs for the rest.
     return (
-        f"CASE WHEN ({expression}) ~ '{_FORMULA_PATTERN}' "
+        f"CASE WHEN ascii({expression}) BETWEEN 65 AND 126 THEN ({expression}) "
+        f"WHEN ({expression}) ~ '{_FORMULA_PATTERN}' "
         f"THEN '''' || ({expression}) ELSE ({expression}) END"
     )
 

@@ -59,7 +59,7 @@ from pivotal_reporting.reports.sql import (
     day_buckets,
     first_date_from,
     iso_utc,
-    rounded,
+    rounded_seconds,
 )
 from pivotal_reporting.validation import Id
 
@@ -289,14 +289,17 @@ SELECT t.id AS time_entry_id,
        t.work_date, t.hours, t.billable, t.status,
        {iso_utc("t.submitted_at")} AS submitted_at, {iso_utc("t.approved_at")} AS approved_at,
        {iso_utc("t.rejected_at")} AS rejected_at, t.approved_by AS approved_by,
-       {rounded(_LATENCY, divisor=SECONDS_PER_HOUR, places=2)} AS approval_time_hours,
-       {rounded(_LATENCY, divisor=SECONDS_PER_DAY, places=4)} AS approval_time_days
+       {rounded_seconds(_LATENCY, unit=SECONDS_PER_HOUR, places=2)} AS approval_time_hours,
+       {rounded_seconds(_LATENCY, unit=SECONDS_PER_DAY, places=4)} AS approval_time_days
 FROM time_entries t
 JOIN users u ON u.organization_id = t.organization_id AND u.id = t.user_id
 JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id
 WHERE t.organization_id = %(org)s {{conditions}}
 ORDER BY t.work_date, t.id
 """
+_EXPORT_COUNT_SQL = (
+    "SELECT count(*) FROM time_entries t WHERE t.organization_id = %(org)s {conditions}"
+)
 
 
 class TimeApprovalsReport(Report):
@@ -361,6 +364,7 @@ class TimeApprovalsReport(Report):
             params=where.params,
             columns=EXPORT_COLUMNS,
             closed_text_columns=CLOSED_TEXT_COLUMNS,
+            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
         )
 
 

@@ -1,0 +1,126 @@
+"""Exact caching of summaries ("caching for frequently accessed reports").
+
+A cached summary is served only while the data behind it is unchanged, never a stale
+figure. Each entry is keyed by what the figures depend on:
+
+- the organization, report, time zone and base currency (the caller's context), and
+  the normalized filters;
+- the **data version** read in the summary's own snapshot (one cheap statement):
+  ``count(rollup_changes) + rollup_changes_consumed.consumed`` of the organization and
+  report (migration 0009), which every committed write to the report's source rows
+  raises (the statement triggers of migration 0007 log it) and which nothing lowers
+  (a refresh moves the rows it consumes into ``consumed``); and the organization's
+  names version (``rollup_name_versions``, bumped by renaming or deleting a customer,
+  project or user, whose names the summaries publish).
+
+An entry is stored under the versions read in the snapshot the summary was computed
+in, and looked up under the versions of the asking request's snapshot: equal versions
+mean no committed change between the two snapshots, so the figures are the same.
+
+Summaries that depend on the current time are not cached at all
+(``Report.depends_on_now``): days outstanding of open invoices without an explicit
+``asOf``, and the ages of pending time approvals, change every second.
+
+The cache is per process, a LRU bounded in entries and in breakdown items held; with
+several API workers each keeps its own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_one
+
+MAX_ENTRIES = 512
+# Bound on the breakdown items held (a payments summary over 10,000 customers holds
+# 10,000): about a hundred such summaries, or hundreds of small ones, per process.
+MAX_ITEMS = 1_000_000
+
+_VERSIONS_SQL = """
+SELECT (SELECT count(*) FROM rollup_changes
+        WHERE organization_id = %(org)s AND report_type = %(report)s)
+     + coalesce((SELECT consumed FROM rollup_changes_consumed
+                 WHERE organization_id = %(org)s AND report_type = %(report)s), 0)
+       AS data_version,
+       coalesce((SELECT version FROM rollup_name_versions
+                 WHERE organization_id = %(org)s), 0) AS names_version
+"""
+
+CacheKey = tuple[str, ...]
+
+
+class SummaryCache:
+    """A bounded LRU of summaries keyed by their inputs and data versions."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_items: int = MAX_ITEMS) -> None:
+        self._entries: OrderedDict[CacheKey, tuple[dict[str, Any], int]] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_items = max_items
+        self._items = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    async def key(
+        self, session: AsyncSession, report: Report, ctx: ReportContext, filters: ReportFilters
+    ) -> CacheKey | None:
+        """The key for this request in ``session``'s snapshot; ``None``: do not cache."""
+        if self._max_entries == 0 or report.depends_on_now(filters):
+            return None
+        versions = await fetch_one(
+            session, _VERSIONS_SQL, {"org": ctx.organization_id, "report": report.report_type}
+        )
+        assert versions is not None
+        normalized = json.dumps(
+            filters.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True
+        )
+        return (
+            ctx.organization_id,
+            report.report_type,
+            ctx.timezone,
+            ctx.base_currency,
+            normalized,
+            str(versions["data_version"]),
+            str(versions["names_version"]),
+        )
+
+    def get(self, key: CacheKey | None) -> dict[str, Any] | None:
+        if key is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: CacheKey | None, summary: dict[str, Any]) -> None:
+        if key is None:
+            return
+        items = 1 + sum(len(value) for value in summary.values() if isinstance(value, dict))
+        if items > self._max_items:
+            return
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._items -= previous[1]
+            self._entries[key] = (summary, items)
+            self._items += items
+            while len(self._entries) > self._max_entries or self._items > self._max_items:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._items -= evicted
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._items = 0
+
+
+SUMMARIES = SummaryCache()

@@ -1,0 +1,227 @@
+"""The exact summary cache (reports/cache.py): a repeated summary is served from the
+cache only while its data is unchanged; every change is seen by the next request.
+
+The API runs in this process (tests/conftest.py), so the cache's hit counter is
+observable here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from pivotal_reporting.models import AuditLog
+from pivotal_reporting.reports import cache
+from pivotal_reporting.reports.refresh import refresh_all_blocking
+from tests.factories import (
+    Tenant,
+    create_customer,
+    create_invoice,
+    create_payment,
+    create_quote,
+    create_time_entry,
+)
+from tests.reports.helpers import ok_summary
+
+WINDOW = {"fromDate": "2024-01-01T00:00:00Z", "toDate": "2025-01-01T00:00:00Z"}
+
+
+def _hits() -> int:
+    return cache.SUMMARIES.hits
+
+
+def test_a_repeated_summary_is_a_hit_until_a_row_is_inserted(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    create_quote(db, org=tenant.org, status="accepted")
+    first = ok_summary(client, tenant, "quote-cycle-time", **WINDOW)
+    assert first["totalQuotes"] == 1
+    hits = _hits()
+    assert ok_summary(client, tenant, "quote-cycle-time", **WINDOW) == first
+    assert _hits() == hits + 1, "the same question on unchanged data is a hit"
+
+    create_quote(db, org=tenant.org, status="rejected")
+    after = ok_summary(client, tenant, "quote-cycle-time", **WINDOW)
+    assert after["totalQuotes"] == 2
+    assert after["quotesByStatus"] == {"accepted": 1, "rejected": 1, "expired": 0}
+    assert _hits() == hits + 1, "a changed organization is computed afresh"
+
+
+def test_updates_deletes_and_refreshes_are_seen(
+    client: httpx.Client, tenant: Tenant, db: Session, database_url: str
+) -> None:
+    payment = create_payment(db, org=tenant.org, amount=Decimal("100.00"))
+    create_payment(db, org=tenant.org, amount=Decimal("50.00"))
+    assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalAmount"] == Decimal(
+        "150.00"
+    )
+    # A refresh consumes the change log: the data version must not go back.
+    refresh_all_blocking(database_url, [tenant.org.id])
+    hits = _hits()
+    assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalAmount"] == Decimal(
+        "150.00"
+    )
+    assert _hits() == hits + 1, "a refresh changes no figure: still a hit"
+
+    db.execute(text("UPDATE payments SET amount = 70 WHERE id = :id"), {"id": payment.id})
+    db.commit()
+    assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalAmount"] == Decimal(
+        "120.00"
+    )
+    refresh_all_blocking(database_url, [tenant.org.id])
+    db.execute(text("DELETE FROM payments WHERE id = :id"), {"id": payment.id})
+    db.commit()
+    assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalAmount"] == Decimal(
+        "50.00"
+    )
+
+
+def test_renaming_a_customer_shows_the_new_name(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    customer = create_customer(db, org=tenant.org, name="Old Name Ltd")
+    create_payment(db, org=tenant.org, customer=customer)
+    before = ok_summary(client, tenant, "payments-received", **WINDOW)
+    assert before["paymentsByCustomer"] == {"Old Name Ltd": 1}
+    assert ok_summary(client, tenant, "payments-received", **WINDOW) == before
+
+    db.execute(
+        text("UPDATE customers SET name = 'New Name Ltd' WHERE id = :id"), {"id": customer.id}
+    )
+    db.commit()
+    after = ok_summary(client, tenant, "payments-received", **WINDOW)
+    assert after["paymentsByCustomer"] == {"New Name Ltd": 1}
+
+
+def test_filters_and_organizations_never_share_an_answer(
+    client: httpx.Client, tenant: Tenant, other_tenant: Tenant, db: Session
+) -> None:
+    create_payment(db, org=tenant.org, method="credit_card")
+    create_payment(db, org=tenant.org, method="bank_transfer")
+    create_payment(db, org=other_tenant.org, method="credit_card")
+    for _ in range(2):  # the second round is served from the cache
+        assert ok_summary(client, tenant, "payments-received", **WINDOW)["totalPayments"] == 2
+        card = ok_summary(client, tenant, "payments-received", **WINDOW, method="credit_card")
+        assert card["totalPayments"] == 1
+        other = ok_summary(client, other_tenant, "payments-received", **WINDOW)
+        assert other["totalPayments"] == 1
+
+
+def test_figures_as_of_now_are_never_cached(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    # Days outstanding of an open invoice, and the age of a pending approval, grow with
+    # the clock: without an explicit asOf, each answer is computed.
+    create_invoice(db, org=tenant.org, status="issued", issue_date=date(2024, 3, 1))
+    create_time_entry(
+        db,
+        org=tenant.org,
+        user=tenant.viewer,
+        status="submitted",
+        work_date=date(2024, 3, 1),
+        submitted_at=datetime(2024, 3, 1, 17, tzinfo=UTC),
+    )
+    hits = _hits()
+    for _ in range(2):
+        ok_summary(client, tenant, "invoice-settlement-time", **WINDOW)
+        ok_summary(client, tenant, "time-approvals", **WINDOW)
+    assert _hits() == hits
+
+    # An explicit asOf fixes the instant: the same answer until the data changes.
+    as_of = {"asOf": "2024-06-01T00:00:00Z"}
+    first = ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **as_of)
+    assert ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **as_of) == first
+    assert _hits() == hits + 1
+    # 1 March to 1 June 2024 (UTC organization): 92 days outstanding.
+    assert first["averageSettlementTimeDays"] == Decimal("92.0")
+
+
+def test_a_cache_hit_is_audited_and_counted_like_any_call(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    create_quote(db, org=tenant.org, decided_at=datetime(2024, 1, 10, tzinfo=UTC) + timedelta(1))
+    for _ in range(3):
+        ok_summary(client, tenant, "quote-cycle-time", **WINDOW)
+    db.expire_all()
+    events = db.scalar(
+        select(func.count())
+        .select_from(AuditLog)
+        .where(AuditLog.organization_id == tenant.org.id, AuditLog.action == "report_generated")
+    )
+    assert events == 3
+
+
+def test_the_data_version_only_grows_even_through_truncate(admin_url: str) -> None:
+    """In a scratch database (TRUNCATE would take every test's rows): the version the
+    cache reads grows with each write, stays put through a refresh, and grows when a
+    source table or the log itself is truncated."""
+    import secrets
+
+    import psycopg
+
+    from pivotal_reporting import schema
+    from pivotal_reporting.db import with_database
+    from pivotal_reporting.reports.cache import _VERSIONS_SQL
+
+    name = f"pivotal_scratch_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(admin_url, name)
+    try:
+        schema.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT set_config('app.maintenance', 'on', false)")
+            params = {"org": "org_a", "report": "quote_cycle_time"}
+
+            def version() -> int:
+                row = conn.execute(_VERSIONS_SQL, params).fetchone()
+                assert row is not None
+                return int(row[0])
+
+            conn.execute(
+                "INSERT INTO organizations (id, name, base_currency, timezone, settings) "
+                "VALUES ('org_a', 'A', 'USD', 'UTC', '{}')"
+            )
+            conn.execute(
+                "INSERT INTO customers (id, organization_id, name) VALUES ('cus_a', 'org_a', 'C')"
+            )
+            start = version()
+            conn.execute(
+                "INSERT INTO quotes (id, organization_id, quote_number, customer_id, status, "
+                "currency, total_amount, created_at, sent_at, decided_at) VALUES "
+                "('quo_a', 'org_a', 'Q1', 'cus_a', 'accepted', 'USD', 10, "
+                "'2024-01-01Z', '2024-01-01Z', '2024-01-03Z')"
+            )
+            written = version()
+            assert written > start
+            conn.execute("DELETE FROM rollup_changes")  # as a refresh consumes the log
+            assert version() == written
+            conn.execute("TRUNCATE rollup_changes")
+            assert version() == written
+            conn.execute("TRUNCATE quotes CASCADE")
+            assert version() > written
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_cache_is_bounded_by_entries_and_by_breakdown_items() -> None:
+    small = cache.SummaryCache(max_entries=2, max_items=100)
+    small.put(("a",), {"total": 1})
+    small.put(("b",), {"total": 2})
+    small.put(("c",), {"total": 3})  # a third entry evicts the least recently used
+    assert small.get(("a",)) is None
+    assert small.get(("b",)) == {"total": 2}
+    big = {"byCustomer": {f"c{i}": i for i in range(60)}}  # 61 items
+    small.put(("d",), big)  # with b (1) and c (1): 63 items, 3 entries > 2: c goes
+    assert small.get(("c",)) is None
+    small.put(("e",), dict(big))  # 122 items > 100: d goes
+    assert small.get(("d",)) is None
+    assert small.get(("e",)) == big
+    small.put(("f",), {"byCustomer": {f"c{i}": i for i in range(200)}})  # never fits
+    assert small.get(("f",)) is None
+    assert small.get(("e",)) == big
