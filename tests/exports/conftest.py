@@ -106,7 +106,7 @@ def bulk_payments(db: Any, organization_id: str, rows: int) -> None:
             """
             INSERT INTO payments (id, organization_id, invoice_id, customer_id, amount, currency, method,
                                   status, paid_at, reference)
-            SELECT 'pay_bulk_' || g, :org, NULL, :customer, 1 + (g % 100000) / 100.0, 'USD', 'bank_transfer',
+            SELECT 'pay_bulk_' || :org || '_' || g, :org, NULL, :customer, 1 + (g % 100000) / 100.0, 'USD', 'bank_transfer',
                    'completed', timestamptz '2024-01-01' + g * interval '1 second', 'REF-' || g
             FROM generate_series(1, :rows) AS g
             """
