@@ -30,6 +30,10 @@ REPORT_PATHS = (
     "time-approvals",
 )
 
+# The session's in-process worker also runs the other tests' exports (some of 600k+ rows
+# when the full suite runs in parallel): a job may queue behind them for a while.
+JOB_TIMEOUT_MS = 180_000
+
 
 def signin_code(database_url: str, user_id: str) -> str:
     """A one-time code (in a thread: Playwright's sync API owns this thread's loop)."""
@@ -267,7 +271,7 @@ def test_drill_down_exports_the_clicked_rows_with_live_progress_and_checksum(
 
     page.click("nav >> text=Exports")
     row = f"tr[data-job='{job_id}']"
-    page.wait_for_selector(f"{row}[data-status=completed]", timeout=30_000)
+    page.wait_for_selector(f"{row}[data-status=completed]", timeout=JOB_TIMEOUT_MS)
     assert page.get_attribute(f"{row} [data-progress]", "data-progress") == "100"
     shown_sum = page.get_attribute(f"{row} [data-checksum]", "data-checksum")
     shot(page, "exports")
@@ -317,7 +321,7 @@ def test_an_open_exports_page_follows_a_new_job_to_100_percent_without_polling(
     assert created.status_code == 202, created.text
     job_id = created.json()["jobId"]
     row = f"tr[data-job='{job_id}']"
-    page.wait_for_selector(f"{row}[data-status=completed]", timeout=30_000)
+    page.wait_for_selector(f"{row}[data-status=completed]", timeout=JOB_TIMEOUT_MS)
     assert page.get_attribute(f"{row} [role=progressbar]", "aria-valuenow") == "100"
     job = client.get(
         f"/v1/reports/export/{job_id}", headers=seeded.tenant.headers(seeded.tenant.exporter)
