@@ -31,7 +31,7 @@ TUNE_TRANSACTION = (
 
 
 async def generate_summary(
-    database: Database, principal: Principal, report: Report, filters: ReportFilters
+    database: Database, principal: Principal, report: Report[Any], filters: ReportFilters
 ) -> dict[str, Any]:
     """The response envelope ``{reportType, filters, summary, generatedAt, dataAsOf}``.
 
@@ -53,7 +53,7 @@ async def generate_summary(
         base_currency=principal.base_currency,
         now=now,
     )
-    # One snapshot for all of a summary's queries (rollups.py decides which periods
+    # One snapshot for all of a summary's queries (reports/rollups/ decides which periods
     # are fresh in one statement and reads them in the next), on the read replica if
     # there is one; the audit event follows in its own transaction on the primary, since
     # the chain head it updates must not be snapshot-bound. A cached answer is served only
