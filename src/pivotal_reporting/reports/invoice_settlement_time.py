@@ -38,6 +38,7 @@ from pivotal_reporting.reports.base import (
     ReportFilters,
     fetch_all,
 )
+from pivotal_reporting.reports.breakdown_limit import REST_DESCRIPTION, OtherCustomers
 from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     DAY_TENTHS_BIN,
@@ -158,6 +159,7 @@ class InvoiceSettlementTimeSummary(CamelModel):
         description='Stored status, except "overdue" for overdue ones; adds up to the total.'
     )
     invoices_by_customer: dict[str, int] = Field(description="By customer name.")
+    other_customers: OtherCustomers | None = Field(default=None, description=REST_DESCRIPTION)
     settlement_time_distribution: list[DistributionBucket] = Field(
         description="Paid and open invoices (written-off ones have no settlement time)."
     )

@@ -28,6 +28,7 @@ from pivotal_reporting.reports.base import (
     ReportFilters,
     fetch_all,
 )
+from pivotal_reporting.reports.breakdown_limit import REST_DESCRIPTION, OtherCustomers
 from pivotal_reporting.reports.bucket_filters import BucketKey, add_amount_bucket
 from pivotal_reporting.reports.rollups import Facet, Rollup, count_by_customer_name
 from pivotal_reporting.reports.schemas import (
@@ -88,6 +89,7 @@ class PaymentsReceivedSummary(CamelModel):
     payments_by_method: dict[str, int]
     payments_by_month: dict[str, int] = Field(description="YYYY-MM in the org's time zone.")
     payments_by_customer: dict[str, int] = Field(description="By customer name.")
+    other_customers: OtherCustomers | None = Field(default=None, description=REST_DESCRIPTION)
     amount_distribution: list[DistributionBucket] = Field(
         description="Payments in `amountCurrency` only; labels name that currency."
     )
