@@ -8,6 +8,8 @@ import { formatDateTime, formatNumber } from "./format.js";
 const FILTER_LABELS = {
   fromDate: "From", toDate: "To (exclusive)", currency: "Currency", status: "Status", method: "Method",
   customerId: "Customer", projectId: "Project", userId: "User", overdueOnly: "Overdue only", asOf: "As of",
+  cycleTimeBucket: "Cycle time (days)", settlementTimeBucket: "Settlement time (days)",
+  approvalTimeBucket: "Approval time (days)", amountBucket: "Amount (whole units)",
 };
 
 export function openExportDialog(ctx, report, filters, label, note) {
