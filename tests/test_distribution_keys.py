@@ -3,9 +3,9 @@
 On Citus, a distributed table's primary and unique keys must contain the distribution
 column, and a foreign key between two distributed tables must join on it (co-location).
 These tests read pg_constraint, pg_index and pg_attribute of the migrated database, so a
-new table or key that breaks the rule fails here, not on the day of the move. The few
-keys that do not include ``organization_id`` today are listed below, each with its
-reason and what the move would change (docs/scaling.md, "What would change").
+new table or key that breaks the rule fails here, not on the day of the move. There are
+no exceptions: since migration 0013 every tenant table keyed by its own ``id`` has the
+primary key ``(organization_id, id)`` (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -20,6 +20,17 @@ ORG = "organization_id"
 
 # Tables without organization_id and what each becomes on Citus.
 NOT_TENANT_TABLES = {
+    "organizations": "distributed by id, co-located with every tenant table (the tenant itself)",
+    "permissions": "reference table: the global permission catalog, copied to every node",
+    "alembic_version": "coordinator-local: the schema revision",
+    "procrastinate_jobs": "coordinator-local: the job queue (locks, LISTEN/NOTIFY, triggers)",
+    "procrastinate_events": "coordinator-local: the job queue's event log",
+    "procrastinate_periodic_defers": "coordinator-local: the periodic task ledger",
+    "procrastinate_workers": "coordinator-local: worker heartbeats",
+}
+REFERENCE_TABLES = {"permissions"}
+
+_TENANT_TABLES = {
     "organizations": "distributed by id, co-located with every tenant table (the tenant itself)",
     "permissions": "reference table: the global permission catalog, copied to every node",
     "alembic_version": "coordinator-local: the schema revision",
@@ -118,25 +129,47 @@ def test_every_key_of_a_tenant_table_includes_organization_id(
 ) -> None:
     keys = catalog.execute(_UNIQUE_KEYS, {"tables": _tenant_tables(catalog)}).fetchall()
     assert any(kind == "p" for _, _, kind, _ in keys)  # the query does see primary keys
+    assert len(keys) >= 25  # a primary key per tenant table, and their unique keys
     without = {name: (table, kind, cols) for table, name, kind, cols in keys if ORG not in cols}
-    unexpected = {name: v for name, v in without.items() if name not in KNOWN_KEYS_WITHOUT_ORG}
-    assert unexpected == {}, "a key of a tenant table must include organization_id"
-    fixed = set(KNOWN_KEYS_WITHOUT_ORG) - set(without)
-    assert fixed == set(), "these keys include organization_id now: drop them from the list"
+    assert without == {}, "a key of a tenant table must include organization_id"
 
 
-def test_id_only_keys_have_an_organization_scoped_twin(catalog: psycopg.Connection[Any]) -> None:
-    """Where the list says so, UNIQUE (organization_id, id) is there to become the key."""
-    keys = catalog.execute(_UNIQUE_KEYS, {"tables": _tenant_tables(catalog)}).fetchall()
-    scoped = {table for table, _, _, cols in keys if sorted(cols) == sorted([ORG, "id"])}
-    twins = {
-        name.removeprefix("pk_")
-        for name, reason in KNOWN_KEYS_WITHOUT_ORG.items()
-        if "UNIQUE (organization_id, id) exists" in reason
+def test_tables_keyed_by_their_own_id_have_the_key_organization_id_id(
+    catalog: psycopg.Connection[Any],
+) -> None:
+    """Organization first (the distribution column), then the row's id; the former
+    ``UNIQUE (organization_id, id)`` twins are gone (the primary key serves the foreign
+    keys), and the audit chain keeps its own key ``(organization_id, seq)``."""
+    with_id = {
+        row[0]
+        for row in catalog.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+            "WHERE c.relname = ANY(%s) AND a.attname = 'id' AND NOT a.attisdropped",
+            (_tenant_tables(catalog),),
+        )
     }
-    assert twins <= scoped, twins - scoped
-    chain = {tuple(cols) for table, _, _, cols in keys if table == "audit_logs"}
-    assert (ORG, "seq") in chain
+    assert len(with_id) == 14
+    primary = dict(
+        catalog.execute(
+            """
+            SELECT c.relname, array(
+                SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, i)
+                JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                ORDER BY k.i)
+            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+            WHERE con.contype = 'p' AND c.relname = ANY(%s)
+            """,
+            (sorted(with_id),),
+        ).fetchall()
+    )
+    assert primary == {table: [ORG, "id"] for table in with_id}
+    keys = catalog.execute(_UNIQUE_KEYS, {"tables": sorted(with_id)}).fetchall()
+    on_org_id = sorted(
+        (table, kind) for table, _, kind, cols in keys if sorted(cols) == sorted([ORG, "id"])
+    )
+    assert on_org_id == sorted((table, "p") for table in with_id)
+    chain = {tuple(sorted(cols)) for table, _, _, cols in keys if table == "audit_logs"}
+    assert tuple(sorted([ORG, "seq"])) in chain
 
 
 def test_foreign_keys_between_tenant_tables_join_on_organization_id(

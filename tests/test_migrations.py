@@ -9,13 +9,25 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pivotal_reporting import schema
-from pivotal_reporting.db import with_database
-from tests.factories import create_customer, create_invoice, create_organization, create_quote
+from pivotal_reporting.db import sqlalchemy_url, with_database
+from pivotal_reporting.models import Base
+from tests.factories import (
+    create_audit_log,
+    create_customer,
+    create_export_job,
+    create_invoice,
+    create_organization,
+    create_payment,
+    create_project,
+    create_quote,
+    create_time_entry,
+    create_user,
+)
 
 SPEC_EXPORT_INDEXES = {
     "export_jobs_organization_id_idx",
@@ -59,6 +71,94 @@ def test_session_database_is_at_head_without_drift(database_url: str, owner_engi
     with owner_engine.connect() as conn:
         assert schema.current_revision(conn) == schema.head_revision()
     assert schema.pending_drift(database_url) == []
+
+
+# Migration 0013: the tables keyed by (id) that get (organization_id, id), and those of
+# them whose UNIQUE (organization_id, id) twin the new primary key replaces.
+_TWINNED = {"customers", "projects", "quotes", "invoices", "payments", "time_entries"}
+_TWINNED |= {"users", "roles"}
+_REKEYED = _TWINNED | {"export_jobs", "export_templates", "web_sessions", "web_signin_links"}
+_REKEYED |= {"audit_logs", "rollup_changes"}
+_KEYS = """
+SELECT con.conrelid::regclass::text, con.contype::text, con.conname,
+       pg_get_constraintdef(con.oid)
+FROM pg_constraint con
+WHERE con.connamespace = 'public'::regnamespace AND con.contype IN ('p', 'u', 'f')
+"""
+_PRIMARY_KEYS = """
+SELECT con.conrelid::regclass::text, array(
+    SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, i)
+    JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.i)
+FROM pg_constraint con
+WHERE con.connamespace = 'public'::regnamespace AND con.contype = 'p'
+"""
+
+
+def _keys(url: str) -> set[tuple[str, str, str, str]]:
+    with psycopg.connect(url) as conn:
+        return {tuple(row) for row in conn.execute(_KEYS)}  # type: ignore[misc]
+
+
+def test_primary_keys_of_the_models_match_the_database(database_url: str) -> None:
+    """Alembic's drift check does not compare primary keys: this does, column order too."""
+    with psycopg.connect(database_url) as conn:
+        migrated = {table: cols for table, cols in conn.execute(_PRIMARY_KEYS)}
+    models = {
+        table.name: [column.name for column in table.primary_key.columns]
+        for table in Base.metadata.sorted_tables
+        if table.primary_key.columns
+    }
+    assert models == {table: migrated[table] for table in models}
+    assert models["payments"] == ["organization_id", "id"]
+
+
+def test_migration_0013_rekeys_tables_with_rows_and_downgrades(
+    scratch_url: str, database_url: str
+) -> None:
+    """Upgrade a 0012 database holding rows of every re-keyed table, and back."""
+    schema.upgrade(scratch_url, "0012")
+    before = _keys(scratch_url)
+    engine = create_engine(sqlalchemy_url(scratch_url))
+    with Session(engine, expire_on_commit=False) as db:
+        org, other = create_organization(db), create_organization(db)
+        user, other_user = create_user(db, org=org), create_user(db, org=other)
+        customer = create_customer(db, org=org)
+        project = create_project(db, org=org, customer=customer)
+        quote = create_quote(db, org=org, customer=customer, project=project)
+        invoice = create_invoice(db, org=org, customer=customer, quote_id=quote.id)
+        create_payment(db, org=org, invoice=invoice)
+        create_time_entry(db, org=org, user=user, project=project)
+        create_export_job(db, org=org, user=user)
+        create_audit_log(db, org=org)
+    engine.dispose()
+    tables = ["users", "customers", "projects", "quotes", "invoices", "payments"]
+    tables += ["time_entries", "export_jobs", "audit_logs", "rollup_changes"]
+    count = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in tables)
+    with psycopg.connect(scratch_url) as conn:
+        rows = dict(conn.execute(count).fetchall())
+
+    schema.upgrade(scratch_url)
+    after = _keys(scratch_url)
+    foreign = {key for key in before if key[1] == "f"}
+    assert {key for key in after if key[1] == "f"} == foreign  # same names, same definitions
+    gone = before - after
+    assert {(t, kind) for t, kind, _, _ in gone} == {(t, "p") for t in _REKEYED} | {
+        (t, "u") for t in _TWINNED
+    }
+    assert {(t, kind, d) for t, kind, _, d in after - before} == {
+        (t, "p", "PRIMARY KEY (organization_id, id)") for t in _REKEYED
+    }
+    with psycopg.connect(scratch_url) as conn:
+        assert dict(conn.execute(count).fetchall()) == rows
+        assert rows["rollup_changes"] > 0  # the log's triggers wrote rows that were re-keyed
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):  # still tenant-scoped
+            conn.execute(
+                "UPDATE time_entries SET user_id = %s WHERE organization_id = %s",
+                (other_user.id, org.id),
+            )
+
+    schema.downgrade(scratch_url, "0012")
+    assert _keys(scratch_url) == before
 
 
 def test_every_tenant_table_forces_rls_with_a_policy(owner_engine: Engine) -> None:

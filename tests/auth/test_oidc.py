@@ -163,6 +163,32 @@ def test_first_sight_creates_one_audited_user(
     assert events[0].details["roles"] == ["finance"]
 
 
+def test_one_subject_in_two_organizations_gets_a_user_in_each(
+    provider_api: httpx.Client, provider: MockProvider, db: Session, owner_engine: Engine
+) -> None:
+    """User ids are unique per organization (primary key (organization_id, id), migration
+    0013): the same identity provisioned by two organizations is two users, one each."""
+    org_a, org_b = create_organization(db), create_organization(db)
+    sub, token_a = provider_token(provider, org_a.id, ["finance"])
+    assert provider_api.get("/v1/me", headers=bearer(token_a)).status_code == 200
+    provider.set_user(
+        sub,
+        {"email": f"{sub}@example.com", "name": f"Person {sub}", "org": org_b.id}
+        | {"roles": ["auditor"]},
+    )
+    me_b = provider_api.get("/v1/me", headers=bearer(provider.id_token(sub, client_id=CLIENT_ID)))
+    assert me_b.status_code == 200, me_b.text
+    assert me_b.json()["organization"]["id"] == org_b.id
+    expected_id = oidc_user_id(provider.issuer, sub)
+    for org in (org_a, org_b):
+        users, events = provisioned(owner_engine, org.id)
+        assert [u.id for u in users] == [expected_id]
+        assert [e.user_id for e in events] == [expected_id]
+    assert provider_api.get("/v1/me", headers=bearer(token_a)).json()["organization"]["id"] == (
+        org_a.id
+    )
+
+
 def test_unknown_role_grants_nothing_and_is_logged(
     provider_api: httpx.Client,
     provider: MockProvider,

@@ -157,7 +157,10 @@ def test_two_connection_load_gives_the_same_rows(
         pytest.skip("the two-connection load needs a superuser")
     before = checksums(conn)
     # Rows the loader did not write go too (it deletes table by table on this path).
-    org, user = db.get(Organization, DEMO_ORG_ID), db.get(User, DEMO_USER_ID)
+    org, user = (
+        db.get(Organization, DEMO_ORG_ID),
+        db.get(User, {"organization_id": DEMO_ORG_ID, "id": DEMO_USER_ID}),
+    )
     assert org is not None
     assert user is not None
     create_export_job(db, org=org, user=user)

@@ -355,7 +355,8 @@ def test_retention_deletes_expired_objects_and_orphans_by_last_modified(
     sweep(s3.database_url, s3.storage, organization_ids=[s3_tenant.org.id])
     assert set(s3.objects(prefix)) == {f"exports/{prefix}/{k}-1.csv" for k in ("kept", "orphan")}
     s3_db.expire_all()
-    assert s3_db.get(type(expired), expired.id).status == "expired"  # type: ignore[union-attr]
+    key = {"organization_id": expired.organization_id, "id": expired.id}
+    assert s3_db.get(type(expired), key).status == "expired"  # type: ignore[union-attr]
 
     # Two days on, by the objects' LastModified the orphan is old and the upload stale.
     sweep(s3.database_url, s3.storage, now=datetime.now(UTC) + timedelta(days=2))

@@ -29,7 +29,7 @@ _PRINCIPAL_SQL = text(
     LEFT JOIN role_permissions rp ON rp.organization_id = ur.organization_id AND rp.role_id = ur.role_id
     LEFT JOIN permissions p ON p.id = rp.permission_id
     WHERE u.id = :user_id AND u.organization_id = :org AND u.status = 'active'
-    GROUP BY u.id, o.id
+    GROUP BY u.organization_id, u.id, o.id
     """
 )
 

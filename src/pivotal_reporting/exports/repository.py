@@ -238,6 +238,8 @@ async def find_orphaned_jobs(session: AsyncSession, grace_seconds: float) -> lis
     return list((await session.execute(_ORPHANS, {"grace": grace_seconds})).all())
 
 
-async def get_job(session: AsyncSession, job_id: str) -> ExportJob | None:
-    """Any job of the session's organization (worker side; row-level security applies)."""
-    return await session.get(ExportJob, job_id, populate_existing=True)
+async def get_job(session: AsyncSession, organization_id: str, job_id: str) -> ExportJob | None:
+    """A job of the session's organization (worker side; row-level security applies)."""
+    return await session.get(
+        ExportJob, {"organization_id": organization_id, "id": job_id}, populate_existing=True
+    )

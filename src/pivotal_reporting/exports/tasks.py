@@ -73,7 +73,7 @@ async def run_export(context: JobContext, *, job_id: str, organization_id: str) 
 async def _best_effort_release(database: Database, job_id: str, organization_id: str) -> None:
     try:
         async with database.tenant_session(organization_id) as session:
-            job = await repo.get_job(session, job_id)
+            job = await repo.get_job(session, organization_id, job_id)
             if job is not None and job.status == "processing":
                 await repo.release_for_retry(
                     session,

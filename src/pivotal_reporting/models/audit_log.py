@@ -19,18 +19,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pivotal_reporting.models.base import Base, organization_fk
+from pivotal_reporting.models.base import Base, organization_fk, tenant_pk
 
 
 class AuditLog(Base):
     __tablename__ = "audit_logs"
     __table_args__ = (
+        tenant_pk(),
         UniqueConstraint("organization_id", "seq"),
         Index("ix_audit_logs_organization_id_created_at", "organization_id", "created_at"),
         Index("ix_audit_logs_organization_id_action", "organization_id", "action"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity())
     organization_id: Mapped[str] = organization_fk()
     user_id: Mapped[str | None] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)

@@ -7,7 +7,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from sqlalchemy import CHAR, DateTime, ForeignKey, MetaData, Numeric, String, Text, func, text
+from sqlalchemy import (
+    CHAR,
+    DateTime,
+    ForeignKey,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,6 +62,17 @@ def organization_fk() -> Mapped[str]:
     )
 
 
+def tenant_pk() -> PrimaryKeyConstraint:
+    """The primary key of a tenant table keyed by its own ``id``: ``(organization_id, id)``.
+
+    The organization comes first, so the key holds the distribution column of a sharded
+    PostgreSQL (docs/scaling.md) and its index serves the composite foreign keys
+    ``(organization_id, <x>_id)``. The ORM identity is ``(organization_id, id)`` too:
+    ``session.get(Model, {"organization_id": org, "id": id})``.
+    """
+    return PrimaryKeyConstraint("organization_id", "id")
+
+
 def status_check(column: str, values: tuple[str, ...]) -> str:
     quoted = ", ".join(f"'{v}'" for v in values)
     return f"{column} IN ({quoted})"
@@ -71,5 +93,6 @@ __all__ = [
     "new_id",
     "organization_fk",
     "status_check",
+    "tenant_pk",
     "updated_at_column",
 ]

@@ -31,6 +31,7 @@ from pivotal_reporting.models.base import (
     created_at_column,
     organization_fk,
     status_check,
+    tenant_pk,
     updated_at_column,
 )
 
@@ -73,9 +74,9 @@ def report_index(
 
 class Customer(Base):
     __tablename__ = "customers"
-    __table_args__ = (UniqueConstraint("organization_id", "id"),)
+    __table_args__ = (tenant_pk(),)
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = organization_fk()
     name: Mapped[str] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(Text)
@@ -86,13 +87,13 @@ class Customer(Base):
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
+        tenant_pk(),
         tenant_fk("customer_id", "customers"),
         tenant_index("projects", "customer_id"),
         CheckConstraint(status_check("status", ("active", "closed")), name="status"),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = organization_fk()
     customer_id: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
@@ -104,7 +105,7 @@ class Project(Base):
 class Quote(Base):
     __tablename__ = "quotes"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
+        tenant_pk(),
         UniqueConstraint("organization_id", "quote_number"),
         tenant_fk("customer_id", "customers"),
         tenant_fk("project_id", "projects"),
@@ -128,7 +129,7 @@ class Quote(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = organization_fk()
     quote_number: Mapped[str] = mapped_column(Text)
     customer_id: Mapped[str] = mapped_column(Text)
@@ -146,7 +147,7 @@ class Quote(Base):
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
+        tenant_pk(),
         UniqueConstraint("organization_id", "invoice_number"),
         tenant_fk("customer_id", "customers"),
         tenant_fk("project_id", "projects"),
@@ -189,7 +190,7 @@ class Invoice(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = organization_fk()
     invoice_number: Mapped[str] = mapped_column(Text)
     customer_id: Mapped[str] = mapped_column(Text)
@@ -210,7 +211,7 @@ class Invoice(Base):
 class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
+        tenant_pk(),
         tenant_fk("invoice_id", "invoices"),
         tenant_fk("customer_id", "customers"),
         tenant_index("payments", "invoice_id"),
@@ -227,7 +228,7 @@ class Payment(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = organization_fk()
     invoice_id: Mapped[str | None] = mapped_column(Text)
     customer_id: Mapped[str] = mapped_column(Text)
@@ -243,7 +244,7 @@ class Payment(Base):
 class TimeEntry(Base):
     __tablename__ = "time_entries"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
+        tenant_pk(),
         tenant_fk("user_id", "users"),
         tenant_fk("project_id", "projects"),
         tenant_fk("approved_by", "users"),
@@ -276,7 +277,7 @@ class TimeEntry(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = organization_fk()
     user_id: Mapped[str] = mapped_column(Text)
     project_id: Mapped[str] = mapped_column(Text)

@@ -24,6 +24,7 @@ from pivotal_reporting.models.base import (
     Base,
     created_at_column,
     status_check,
+    tenant_pk,
     updated_at_column,
 )
 
@@ -80,13 +81,14 @@ class ExportJob(Base):
             postgresql_where=text("storage_key IS NOT NULL"),
         ),
         UniqueConstraint("organization_id", "user_id", "idempotency_key"),
+        tenant_pk(),
         CheckConstraint(status_check("status", EXPORT_STATUSES), name="status"),
         CheckConstraint(status_check("format", EXPORT_FORMATS), name="format"),
         CheckConstraint(status_check("report_type", REPORT_TYPES), name="report_type"),
         CheckConstraint("processed_rows >= 0", name="processed_rows_non_negative"),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = mapped_column(Text, nullable=False)
     user_id: Mapped[str] = mapped_column(Text, nullable=False)
     report_type: Mapped[str] = mapped_column(String(50))

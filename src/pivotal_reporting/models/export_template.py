@@ -25,6 +25,7 @@ from pivotal_reporting.models.base import (
     Base,
     created_at_column,
     status_check,
+    tenant_pk,
     updated_at_column,
 )
 from pivotal_reporting.models.export_job import EXPORT_FORMATS, REPORT_TYPES
@@ -49,9 +50,10 @@ class ExportTemplate(Base):
         CheckConstraint(status_check("format", EXPORT_FORMATS), name="format"),
         CheckConstraint(status_check("report_type", REPORT_TYPES), name="report_type"),
         CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
+        tenant_pk(),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = mapped_column(Text, nullable=False)
     user_id: Mapped[str] = mapped_column(Text, nullable=False)
     name: Mapped[str] = mapped_column(Text)

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pivotal_reporting.models.base import Base, created_at_column
+from pivotal_reporting.models.base import Base, created_at_column, tenant_pk
 
 # One group of one facet of a report for one local month or day (a heap without a key: it is
 # only ever read by range and rebuilt per month). Columns per facet are documented by
@@ -112,6 +112,7 @@ class RollupChange(Base):
 
     __tablename__ = "rollup_changes"
     __table_args__ = (
+        tenant_pk(),
         Index(
             "ix_rollup_changes_organization_id_report_type_day",
             "organization_id",
@@ -120,7 +121,7 @@ class RollupChange(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity())
     organization_id: Mapped[str] = mapped_column(Text)
     report_type: Mapped[str] = mapped_column(Text)
     day: Mapped[date] = mapped_column(Date)

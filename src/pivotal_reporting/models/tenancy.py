@@ -24,6 +24,7 @@ from pivotal_reporting.models.base import (
     created_at_column,
     organization_fk,
     status_check,
+    tenant_pk,
     updated_at_column,
 )
 
@@ -50,12 +51,12 @@ class Organization(Base):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
+        tenant_pk(),
         UniqueConstraint("organization_id", "email"),
         CheckConstraint(status_check("status", USER_STATUSES), name="status"),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = organization_fk()
     email: Mapped[str] = mapped_column(Text)
     display_name: Mapped[str] = mapped_column(Text)
@@ -77,11 +78,11 @@ class Permission(Base):
 class Role(Base):
     __tablename__ = "roles"
     __table_args__ = (
-        UniqueConstraint("organization_id", "id"),
+        tenant_pk(),
         UniqueConstraint("organization_id", "name"),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[str] = mapped_column(Text)
     organization_id: Mapped[str] = organization_fk()
     name: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()

@@ -14,7 +14,7 @@ from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pivotal_reporting.models.base import Base, created_at_column
+from pivotal_reporting.models.base import Base, created_at_column, tenant_pk
 
 
 class WebSession(Base):
@@ -28,9 +28,10 @@ class WebSession(Base):
         ),
         Index("ix_web_sessions_organization_id_user_id", "organization_id", "user_id"),
         Index("ix_web_sessions_expires_at", "expires_at"),
+        tenant_pk(),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)  # sha256 hex of the secret
+    id: Mapped[str] = mapped_column(Text)  # sha256 hex of the secret
     organization_id: Mapped[str] = mapped_column(Text, nullable=False)
     user_id: Mapped[str] = mapped_column(Text, nullable=False)
     csrf_hash: Mapped[str] = mapped_column(Text, nullable=False)
@@ -52,9 +53,10 @@ class WebSigninLink(Base):
         ),
         Index("ix_web_signin_links_organization_id_user_id", "organization_id", "user_id"),
         Index("ix_web_signin_links_expires_at", "expires_at"),
+        tenant_pk(),
     )
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True)  # sha256 hex of the secret
+    id: Mapped[str] = mapped_column(Text)  # sha256 hex of the secret
     organization_id: Mapped[str] = mapped_column(Text, nullable=False)
     user_id: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = created_at_column()
