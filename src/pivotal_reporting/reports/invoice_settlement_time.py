@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,8 @@ from pivotal_reporting.reports.base import (
     ReportFilters,
     fetch_all,
 )
+from pivotal_reporting.reports.breakdown_limit import REST_DESCRIPTION, OtherCustomers
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     DAY_TENTHS_BIN,
     Histogram,
@@ -93,6 +95,12 @@ def _seconds(midnight: str) -> str:
     END"""
 
 
+_BUCKET_MEANING = (
+    "the paid and open invoices `settlementTimeDistribution` counts in it (whole days "
+    "to payment, or outstanding as of `asOf`: pass the summary's `asOf` to select the "
+    "same open invoices later; negative ones are in none)."
+)
+
 # Day starts of the window's days, converted once per day rather than once per row
 # (a time-zone conversion costs more than the rest of a row's work).
 _MIDNIGHTS = f"""JOIN (
@@ -119,6 +127,7 @@ class InvoiceSettlementTimeFilters(ReportFilters):
     currency: CurrencyCode | None = Field(
         default=None, description="Only this currency (and headline amounts in it)."
     )
+    settlement_time_bucket: Annotated[str, BucketKey(BUCKETS, _BUCKET_MEANING)] | None = None
 
 
 class InvoiceSettlementTimeSummary(CamelModel):
@@ -150,6 +159,7 @@ class InvoiceSettlementTimeSummary(CamelModel):
         description='Stored status, except "overdue" for overdue ones; adds up to the total.'
     )
     invoices_by_customer: dict[str, int] = Field(description="By customer name.")
+    other_customers: OtherCustomers | None = Field(default=None, description=REST_DESCRIPTION)
     settlement_time_distribution: list[DistributionBucket] = Field(
         description="Paid and open invoices (written-off ones have no settlement time)."
     )
@@ -192,6 +202,18 @@ def _conditions(ctx: ReportContext, filters: InvoiceSettlementTimeFilters) -> Co
     if filters.overdue_only:
         # Implied by OVERDUE; spelled out so the open-invoices index (0007) serves it.
         where.add(f"{OVERDUE} AND i.status IN ('issued', 'part_paid')")
+    add_duration_bucket(
+        where,
+        filters.settlement_time_bucket,
+        name="settlement_time_bucket",
+        # The summary's own expression, with the day start computed per row (the
+        # summary joins it per day: the same function of the same date).
+        seconds=_seconds(local_midnight_epoch("i.issue_date")),
+        width=DAY_TENTHS_BIN,
+        buckets=BUCKETS,
+        unit=SECONDS_PER_DAY,
+        negatives_excluded=True,
+    )
     return where
 
 
@@ -411,7 +433,11 @@ class InvoiceSettlementTimeReport(Report):
 
     def reads_rollup(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, InvoiceSettlementTimeFilters)
-        return filters.customer_id is None and not filters.overdue_only
+        return (
+            filters.customer_id is None
+            and not filters.overdue_only
+            and filters.settlement_time_bucket is None
+        )
 
     def depends_on_now(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, InvoiceSettlementTimeFilters)

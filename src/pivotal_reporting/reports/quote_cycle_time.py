@@ -11,7 +11,7 @@ the window is filtered, by the rollups (rollups.py) with these facets:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ from pivotal_reporting.reports.base import (
     ReportFilters,
     fetch_all,
 )
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     DAY_TENTHS_BIN,
     Histogram,
@@ -51,6 +52,7 @@ from pivotal_reporting.validation import Id
 BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 NO_PROJECT = "(no project)"
 _SECONDS = "date_part('epoch', q.decided_at - q.created_at)"
+_BUCKET_MEANING = "the quotes `cycleTimeDistribution` counts in it (whole days of cycle time)."
 
 
 class QuoteCycleTimeFilters(ReportFilters):
@@ -59,6 +61,7 @@ class QuoteCycleTimeFilters(ReportFilters):
     status: Literal["accepted", "rejected", "expired"] | None = Field(
         default=None, description="Only quotes decided this way."
     )
+    cycle_time_bucket: Annotated[str, BucketKey(BUCKETS, _BUCKET_MEANING)] | None = None
 
 
 class QuoteCycleTimeSummary(CamelModel):
@@ -85,6 +88,16 @@ def _conditions(ctx: ReportContext, filters: QuoteCycleTimeFilters) -> Condition
     where.when(filters.customer_id, "q.customer_id = %(customer_id)s", "customer_id")
     where.when(filters.project_id, "q.project_id = %(project_id)s", "project_id")
     where.when(filters.status, "q.status = %(status)s", "status")
+    add_duration_bucket(
+        where,
+        filters.cycle_time_bucket,
+        name="cycle_time_bucket",
+        seconds=_SECONDS,
+        width=DAY_TENTHS_BIN,
+        buckets=BUCKETS,
+        unit=SECONDS_PER_DAY,
+        negatives_excluded=False,  # the summary's first bucket holds any negative too
+    )
     return where
 
 
@@ -199,7 +212,11 @@ class QuoteCycleTimeReport(Report):
 
     def reads_rollup(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, QuoteCycleTimeFilters)
-        return filters.customer_id is None and filters.project_id is None
+        return (
+            filters.customer_id is None
+            and filters.project_id is None
+            and filters.cycle_time_bucket is None
+        )
 
     def depends_on_now(self, filters: ReportFilters) -> bool:
         return False  # decided quotes only: no "now" in any figure

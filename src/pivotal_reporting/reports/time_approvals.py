@@ -21,7 +21,7 @@ index ``ix_time_entries_organization_id_work_date_submitted``, 0007).
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,7 @@ from pivotal_reporting.reports.base import (
     ReportFilters,
     fetch_all,
 )
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     HOUR_TENTHS_BIN,
     Histogram,
@@ -67,6 +68,11 @@ BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 COARSE_BIN = SECONDS_PER_HOUR
 _LATENCY = "date_part('epoch', t.approved_at - t.submitted_at)"
 _PENDING_AGE = "(%(now_epoch)s - date_part('epoch', t.submitted_at))"
+_APPROVED_LATENCY = f"CASE WHEN t.status = 'approved' THEN {_LATENCY} END"
+_BUCKET_MEANING = (
+    "the approved entries `approvalTimeDistribution` counts in it (whole days from "
+    "submission to approval; negative ones are in none)."
+)
 
 
 class TimeApprovalsFilters(ReportFilters):
@@ -75,6 +81,7 @@ class TimeApprovalsFilters(ReportFilters):
     status: Literal["draft", "submitted", "approved", "rejected"] | None = Field(
         default=None, description="Only entries with this status."
     )
+    approval_time_bucket: Annotated[str, BucketKey(BUCKETS, _BUCKET_MEANING)] | None = None
 
 
 class TimeApprovalsSummary(CamelModel):
@@ -125,6 +132,16 @@ def _conditions(ctx: ReportContext, filters: TimeApprovalsFilters) -> Conditions
     where.when(filters.user_id, "t.user_id = %(user_id)s", "user_id")
     where.when(filters.project_id, "t.project_id = %(project_id)s", "project_id")
     where.when(filters.status, "t.status = %(status)s", "status")
+    add_duration_bucket(
+        where,
+        filters.approval_time_bucket,
+        name="approval_time_bucket",
+        seconds=_APPROVED_LATENCY,
+        width=HOUR_TENTHS_BIN,
+        buckets=BUCKETS,
+        unit=SECONDS_PER_DAY,
+        negatives_excluded=True,
+    )
     return where
 
 
@@ -139,7 +156,7 @@ SELECT {bin_sql("latency", HOUR_TENTHS_BIN)} AS bin, status, billable, {histogra
        count(*) AS entries, sum(hours) AS hours,
        sum(pending_age) AS pending_age, max(pending_age) AS oldest_pending
 FROM (SELECT t.status, t.hours, t.billable,
-             CASE WHEN t.status = 'approved' THEN {_LATENCY} END AS latency,
+             {_APPROVED_LATENCY} AS latency,
              CASE WHEN t.status = 'submitted' THEN {_PENDING_AGE} END AS pending_age
       {_ROWS} {{conditions}} OFFSET 0) AS worked
 GROUP BY 1, 2, 3
@@ -313,7 +330,11 @@ class TimeApprovalsReport(Report):
 
     def reads_rollup(self, filters: ReportFilters) -> bool:
         assert isinstance(filters, TimeApprovalsFilters)
-        return filters.user_id is None and filters.project_id is None
+        return (
+            filters.user_id is None
+            and filters.project_id is None
+            and filters.approval_time_bucket is None
+        )
 
     async def summarize(
         self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
