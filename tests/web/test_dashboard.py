@@ -30,6 +30,9 @@ REPORT_PATHS = (
     "time-approvals",
 )
 
+# The pages whose summaries carry only the top customers (customerLimit).
+CUSTOMER_LIMITED = ("invoice-settlement-time", "payments-received")
+
 # The session's in-process worker also runs the other tests' exports (some of 600k+ rows
 # when the full suite runs in parallel): a job may queue behind them for a while.
 JOB_TIMEOUT_MS = 180_000
@@ -161,14 +164,18 @@ def test_report_page_shows_the_api_figures(
             expected = value[entry]
             expected = expected["amount"] if isinstance(expected, dict) else expected
             assert Decimal(raw) == Decimal(expected), key
-    # Top lists: the entries beyond the top ten are summed in one line.
+    # Top lists: the entries beyond the top ten are summed in one line. The customer lists
+    # ask the API for the top ten only (customerLimit): compare with the whole breakdown.
+    full_url = re.sub(r"&?customerLimit=\d+", "", request["url"])
+    assert ("customerLimit=10" in request["url"]) is (path in CUSTOMER_LIMITED)
+    whole = api_get(client, full_url, seeded.tenant.token(seeded.tenant.admin))["summary"]
     for chart in page.query_selector_all(".toplist[data-chart]"):
         field = chart.get_attribute("data-chart")
         top = {
             row.get_attribute("data-key") for row in chart.query_selector_all(".bar-row:not(.rest)")
         }
         rest = chart.query_selector(".bar-row.rest")
-        others = [Decimal(v) for k, v in summary[field].items() if k not in top]
+        others = [Decimal(v) for k, v in whole[field].items() if k not in top]
         assert (Decimal(rest.get_attribute("data-raw")) if rest else None) == (
             sum(others) if others else None
         ), field
@@ -294,6 +301,87 @@ def test_drill_down_exports_the_clicked_rows_with_live_progress_and_checksum(
     text = target.read_text(encoding="utf-8-sig")
     exported = set(re.findall(r"pay_[A-Za-z0-9]+_\d+", text))
     assert exported == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "chart", "bucket_filter", "extra"),
+    [
+        ("payments-received", "amountDistribution", "amountBucket", "currency"),
+        ("invoice-settlement-time", "settlementTimeDistribution", "settlementTimeBucket", "asOf"),
+        ("quote-cycle-time", "cycleTimeDistribution", "cycleTimeBucket", None),
+    ],
+)
+def test_a_histogram_bar_exports_exactly_the_rows_it_counts(
+    context: Any,
+    api_server: ServerThread,
+    client: httpx.Client,
+    database_url: str,
+    seeded: Seeded,
+    path: str,
+    chart: str,
+    bucket_filter: str,
+    extra: str | None,
+) -> None:
+    page = sign_in(context, api_server, database_url, seeded.tenant.admin.id)
+    open_report(page, api_server, path)
+    window = page.get_attribute(".window", "data-window").split("/")
+    bars = page.query_selector_all(f"[data-chart={chart}] button.column")
+    assert bars, "no drillable bar"
+    bar = max(bars, key=lambda b: int(b.get_attribute("data-raw")))  # the fullest bar
+    label, shown_count = bar.get_attribute("data-key"), int(bar.get_attribute("data-raw"))
+    bar.focus()  # by keyboard, like the other drill-downs
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#export-dialog[open]")
+    key = re.sub(r"[^0-9+-]", "", label)
+    assert page.get_attribute(f"dd[data-filter={bucket_filter}]", "data-value") == key
+    if extra:
+        assert page.query_selector(f"dd[data-filter={extra}]") is not None
+    shot(page, f"export-dialog-{chart}")
+    page.select_option("#export-format", "json")
+    with page.expect_response(lambda r: r.url.endswith("/v1/reports/export")) as created:
+        page.click("#export-dialog button[type=submit]")
+    job_id = created.value.json()["jobId"]
+    headers = seeded.tenant.headers(seeded.tenant.admin)
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    while True:
+        job = client.get(f"/v1/reports/export/{job_id}", headers=headers).json()["job"]
+        if job["status"] in ("completed", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert job["status"] == "completed", job
+    assert job["filters"][bucket_filter] == key
+    rows = json.loads(client.get(job["downloadUrl"], headers=headers).content, parse_float=Decimal)
+    assert len(rows) == job["totalRows"] == shown_count  # the bar's count, the export's rows
+    if path == "payments-received":
+        # Independent of the SQL: the USD payments of the window whose whole amount is in
+        # the bucket's range.
+        low, _, high = key.partition("-")
+        expected = {
+            p.id
+            for p in seeded.payments
+            if p.currency == "USD"
+            and window[0] <= p.paid_at.date().isoformat() < window[1]
+            and int(low.rstrip("+")) <= int(p.amount) <= (int(high) if high else 10**12)
+        }
+        assert {row["payment_id"] for row in rows} == expected
+
+
+def test_the_customer_search_reaches_customers_beyond_the_top_ten(
+    context: Any, api_server: ServerThread, database_url: str, seeded: Seeded
+) -> None:
+    page = sign_in(context, api_server, database_url, seeded.tenant.admin.id)
+    open_report(page, api_server, "payments-received")
+    chart = "[data-chart=paymentsByCustomer]"
+    rest = page.get_attribute(f"{chart} .bar-row.rest", "data-raw")
+    assert rest is not None  # the server summed the customers beyond ten
+    assert int(rest) > 0
+    customer = seeded.customers[13]
+    with page.expect_response(lambda r: "/v1/lookups/customers" in r.url and "q=" in r.url):
+        page.fill(f"{chart} input[type=search]", customer.name)
+    row = page.wait_for_selector(f"{chart} button.bar-row.found[data-key='{customer.name}']")
+    row.click()
+    page.wait_for_selector("#export-dialog[open]")
+    assert page.get_attribute("dd[data-filter=customerId]", "data-value") == customer.id
 
 
 def test_an_open_exports_page_follows_a_new_job_to_100_percent_without_polling(

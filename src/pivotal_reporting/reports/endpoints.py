@@ -20,6 +20,7 @@ from pivotal_reporting.db import Database
 from pivotal_reporting.errors import problem_responses
 from pivotal_reporting.reports import registry, service
 from pivotal_reporting.reports.base import Report, ReportFilters
+from pivotal_reporting.reports.breakdown_limit import split_query, summary_query_model
 from pivotal_reporting.reports.schemas import DecimalJSONResponse
 
 router = APIRouter(prefix="/v1/reports/summary", tags=["reports"])
@@ -31,16 +32,20 @@ def _summary_endpoint(report: Report[Any]) -> Callable[..., Awaitable[Response]]
     async def endpoint(
         filters: ReportFilters, principal: Principal, database: Database
     ) -> Response:
-        envelope = await service.generate_summary(database, principal, report, filters)
+        own, customer_limit = split_query(report, filters)
+        envelope = await service.generate_summary(
+            database, principal, report, own, customer_limit=customer_limit
+        )
         return DecimalJSONResponse(envelope)
 
-    # FastAPI reads parameters from the signature: give this report's Filters model.
+    # FastAPI reads parameters from the signature: give this report's Filters model
+    # (with customerLimit where the report has a customer breakdown).
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter(
                 "filters",
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[report.filters_model, Query()],
+                annotation=Annotated[summary_query_model(report), Query()],
             ),
             inspect.Parameter(
                 "principal",

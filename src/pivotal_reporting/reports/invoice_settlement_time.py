@@ -27,12 +27,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
+from pivotal_reporting.reports.breakdown_limit import REST_DESCRIPTION, OtherCustomers
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     DAY_TENTHS_BIN,
     Histogram,
@@ -97,6 +99,12 @@ def _seconds(midnight: str) -> str:
     END"""
 
 
+_BUCKET_MEANING = (
+    "the paid and open invoices `settlementTimeDistribution` counts in it (whole days "
+    "to payment, or outstanding as of `asOf`: pass the summary's `asOf` to select the "
+    "same open invoices later; negative ones are in none)."
+)
+
 # Day starts of the window's days, converted once per day rather than once per row
 # (a time-zone conversion costs more than the rest of a row's work).
 _MIDNIGHTS = f"""JOIN (
@@ -123,6 +131,7 @@ class InvoiceSettlementTimeFilters(ReportFilters):
     currency: CurrencyCode | None = Field(
         default=None, description="Only this currency (and headline amounts in it)."
     )
+    settlement_time_bucket: Annotated[str, BucketKey(BUCKETS, _BUCKET_MEANING)] | None = None
 
 
 class InvoiceSettlementTimeSummary(CamelModel):
@@ -154,6 +163,7 @@ class InvoiceSettlementTimeSummary(CamelModel):
         description='Stored status, except "overdue" for overdue ones; adds up to the total.'
     )
     invoices_by_customer: dict[str, int] = Field(description="By customer name.")
+    other_customers: OtherCustomers | None = Field(default=None, description=REST_DESCRIPTION)
     settlement_time_distribution: list[DistributionBucket] = Field(
         description="Paid and open invoices (written-off ones have no settlement time)."
     )
@@ -416,9 +426,25 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
         if filters.overdue_only:
             # Implied by OVERDUE; spelled out so the open-invoices index (0007) serves it.
             where.add(f"{OVERDUE} AND i.status IN ('issued', 'part_paid')")
+        add_duration_bucket(
+            where,
+            filters.settlement_time_bucket,
+            name="settlement_time_bucket",
+            # The summary's own expression, with the day start computed per row (the
+            # summary joins it per day: the same function of the same date).
+            seconds=_seconds(local_midnight_epoch("i.issue_date")),
+            width=DAY_TENTHS_BIN,
+            buckets=BUCKETS,
+            unit=SECONDS_PER_DAY,
+            negatives_excluded=True,
+        )
 
     def reads_rollup(self, filters: InvoiceSettlementTimeFilters) -> bool:
-        return filters.customer_id is None and not filters.overdue_only
+        return (
+            filters.customer_id is None
+            and not filters.overdue_only
+            and filters.settlement_time_bucket is None
+        )
 
     def depends_on_now(self, filters: InvoiceSettlementTimeFilters) -> bool:
         return filters.as_of is None  # days outstanding and overdue are as of now

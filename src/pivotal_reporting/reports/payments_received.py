@@ -17,12 +17,14 @@ when only the window is filtered (or the method or currency), by the rollups
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
+from pivotal_reporting.reports.breakdown_limit import REST_DESCRIPTION, OtherCustomers
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_amount_bucket
 from pivotal_reporting.reports.rollups import (
     Facet,
     Rollup,
@@ -55,6 +57,11 @@ from pivotal_reporting.validation import Id
 AMOUNT_RANGES = ((0, 1000), (1001, 5000), (5001, 10000), (10001, 25000), (25001, 50000))
 BUCKETS = money_buckets(*AMOUNT_RANGES)  # bounds for SQL; labels per currency in summaries
 PaymentMethod = Literal["bank_transfer", "credit_card", "check", "cash", "other"]
+_BUCKET_MEANING = (
+    "payments whose amount is in it (whole units of their own currency, as "
+    "`amountDistribution` buckets them). With `currency` set to the summary's "
+    "`amountCurrency`: exactly the payments the bucket counts."
+)
 
 
 class PaymentsReceivedFilters(ReportFilters):
@@ -63,6 +70,7 @@ class PaymentsReceivedFilters(ReportFilters):
     currency: CurrencyCode | None = Field(
         default=None, description="Only this currency (and headline amounts in it)."
     )
+    amount_bucket: Annotated[str, BucketKey(BUCKETS, _BUCKET_MEANING)] | None = None
 
 
 class PaymentsReceivedSummary(CamelModel):
@@ -86,6 +94,7 @@ class PaymentsReceivedSummary(CamelModel):
     payments_by_method: dict[str, int]
     payments_by_month: dict[str, int] = Field(description="YYYY-MM in the org's time zone.")
     payments_by_customer: dict[str, int] = Field(description="By customer name.")
+    other_customers: OtherCustomers | None = Field(default=None, description=REST_DESCRIPTION)
     amount_distribution: list[DistributionBucket] = Field(
         description="Payments in `amountCurrency` only; labels name that currency."
     )
@@ -225,8 +234,15 @@ LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoi
             "report_currency": filters.currency or ctx.base_currency,
         }
 
+    def narrow(
+        self, where: Conditions, ctx: ReportContext, filters: PaymentsReceivedFilters
+    ) -> None:
+        add_amount_bucket(
+            where, filters.amount_bucket, name="amount_bucket", amount="p.amount", buckets=BUCKETS
+        )
+
     def reads_rollup(self, filters: PaymentsReceivedFilters) -> bool:
-        return filters.customer_id is None
+        return filters.customer_id is None and filters.amount_bucket is None
 
     def depends_on_now(self, filters: PaymentsReceivedFilters) -> bool:
         return False  # completed payments only: no "now" in any figure

@@ -11,13 +11,14 @@ the window is filtered, by the rollups (reports/rollups/) with these facets:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.models.business import DECIDED_QUOTE_STATUSES
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     DAY_TENTHS_BIN,
     Histogram,
@@ -53,6 +54,7 @@ from pivotal_reporting.validation import Id
 BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 NO_PROJECT = "(no project)"
 _SECONDS = "date_part('epoch', q.decided_at - q.created_at)"
+_BUCKET_MEANING = "the quotes `cycleTimeDistribution` counts in it (whole days of cycle time)."
 
 
 class QuoteCycleTimeFilters(ReportFilters):
@@ -61,6 +63,7 @@ class QuoteCycleTimeFilters(ReportFilters):
     status: Literal["accepted", "rejected", "expired"] | None = Field(
         default=None, description="Only quotes decided this way."
     )
+    cycle_time_bucket: Annotated[str, BucketKey(BUCKETS, _BUCKET_MEANING)] | None = None
 
 
 class QuoteCycleTimeSummary(CamelModel):
@@ -205,8 +208,24 @@ LEFT JOIN projects p ON p.organization_id = q.organization_id AND p.id = q.proje
         closed_text=frozenset({"status", "currency", "created_at", "sent_at", "decided_at"}),
     )
 
+    def narrow(self, where: Conditions, ctx: ReportContext, filters: QuoteCycleTimeFilters) -> None:
+        add_duration_bucket(
+            where,
+            filters.cycle_time_bucket,
+            name="cycle_time_bucket",
+            seconds=_SECONDS,
+            width=DAY_TENTHS_BIN,
+            buckets=BUCKETS,
+            unit=SECONDS_PER_DAY,
+            negatives_excluded=False,  # the summary's first bucket holds any negative too
+        )
+
     def reads_rollup(self, filters: QuoteCycleTimeFilters) -> bool:
-        return filters.customer_id is None and filters.project_id is None
+        return (
+            filters.customer_id is None
+            and filters.project_id is None
+            and filters.cycle_time_bucket is None
+        )
 
     def depends_on_now(self, filters: QuoteCycleTimeFilters) -> bool:
         return False  # decided quotes only: no "now" in any figure

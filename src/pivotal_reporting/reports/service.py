@@ -18,6 +18,7 @@ from pivotal_reporting.errors import ServiceUnavailable
 from pivotal_reporting.replica import ReplicaUnavailable
 from pivotal_reporting.reports import cache
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_one
+from pivotal_reporting.reports.breakdown_limit import limit_customers, without_rest
 
 # Per transaction only: JIT compilation (tens of ms) never pays off for a sub-second
 # aggregate; the histogram's group count cannot be estimated (an expression), so the
@@ -31,14 +32,20 @@ TUNE_TRANSACTION = (
 
 
 async def generate_summary(
-    database: Database, principal: Principal, report: Report[Any], filters: ReportFilters
+    database: Database,
+    principal: Principal,
+    report: Report[Any],
+    filters: ReportFilters,
+    *,
+    customer_limit: int | None = None,
 ) -> dict[str, Any]:
     """The response envelope ``{reportType, filters, summary, generatedAt, dataAsOf}``.
 
     Raises ``Forbidden`` when ``filters.organizationId`` names another organization (it
     never widens the scope), ``InvalidInput`` when an id filter is not in the caller's
     organization, and ``ServiceUnavailable`` when the read replica cannot answer and
-    ``PIVOTAL_READ_FALLBACK=unavailable``.
+    ``PIVOTAL_READ_FALLBACK=unavailable``. ``customer_limit`` trims the customer
+    breakdown of the (cached) summary (breakdown_limit.py).
     """
     started = time.perf_counter()
     now = datetime.now(UTC)
@@ -53,7 +60,7 @@ async def generate_summary(
         base_currency=principal.base_currency,
         now=now,
     )
-    # One snapshot for all of a summary's queries (reports/rollups/ decides which periods
+    # One snapshot for all of a summary's queries (rollups.py decides which periods
     # are fresh in one statement and reads them in the next), on the read replica if
     # there is one; the audit event follows in its own transaction on the primary, since
     # the chain head it updates must not be snapshot-bound. A cached answer is served only
@@ -70,7 +77,7 @@ async def generate_summary(
             summary = cache.SUMMARIES.get(key)
             if summary is None:
                 computed = await report.summarize(session, ctx, filters)
-                summary = computed.model_dump(by_alias=True)
+                summary = without_rest(computed.model_dump(by_alias=True))
                 cache.SUMMARIES.put(key, summary)
     except ReplicaUnavailable as exc:
         raise ServiceUnavailable(
@@ -94,7 +101,7 @@ async def generate_summary(
     return {
         "reportType": report.report_type,
         "filters": filters.applied(),
-        "summary": summary,
+        "summary": limit_customers(report, summary, customer_limit),
         "generatedAt": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "dataAsOf": utc_text(data_as_of),
     }

@@ -22,13 +22,14 @@ index ``ix_time_entries_organization_id_work_date_submitted``, 0007).
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.models.business import TIME_ENTRY_STATUSES
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     HOUR_TENTHS_BIN,
     Histogram,
@@ -69,6 +70,11 @@ BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 COARSE_BIN = SECONDS_PER_HOUR
 _LATENCY = "date_part('epoch', t.approved_at - t.submitted_at)"
 _PENDING_AGE = "(%(now_epoch)s - date_part('epoch', t.submitted_at))"
+_APPROVED_LATENCY = f"CASE WHEN t.status = 'approved' THEN {_LATENCY} END"
+_BUCKET_MEANING = (
+    "the approved entries `approvalTimeDistribution` counts in it (whole days from "
+    "submission to approval; negative ones are in none)."
+)
 
 
 class TimeApprovalsFilters(ReportFilters):
@@ -77,6 +83,7 @@ class TimeApprovalsFilters(ReportFilters):
     status: Literal["draft", "submitted", "approved", "rejected"] | None = Field(
         default=None, description="Only entries with this status."
     )
+    approval_time_bucket: Annotated[str, BucketKey(BUCKETS, _BUCKET_MEANING)] | None = None
 
 
 class TimeApprovalsSummary(CamelModel):
@@ -128,7 +135,7 @@ SELECT {bin_sql("latency", HOUR_TENTHS_BIN)} AS bin, status, billable, {histogra
        count(*) AS entries, sum(hours) AS hours,
        sum(pending_age) AS pending_age, max(pending_age) AS oldest_pending
 FROM (SELECT t.status, t.hours, t.billable,
-             CASE WHEN t.status = 'approved' THEN {_LATENCY} END AS latency,
+             {_APPROVED_LATENCY} AS latency,
              CASE WHEN t.status = 'submitted' THEN {_PENDING_AGE} END AS pending_age
       {SOURCE.rows(where)} OFFSET 0) AS worked
 GROUP BY 1, 2, 3
@@ -321,8 +328,24 @@ JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id
     def params(self, ctx: ReportContext, filters: TimeApprovalsFilters) -> dict[str, Any]:
         return {"org": ctx.organization_id, "now_epoch": ctx.now.timestamp()}
 
+    def narrow(self, where: Conditions, ctx: ReportContext, filters: TimeApprovalsFilters) -> None:
+        add_duration_bucket(
+            where,
+            filters.approval_time_bucket,
+            name="approval_time_bucket",
+            seconds=_APPROVED_LATENCY,
+            width=HOUR_TENTHS_BIN,
+            buckets=BUCKETS,
+            unit=SECONDS_PER_DAY,
+            negatives_excluded=True,
+        )
+
     def reads_rollup(self, filters: TimeApprovalsFilters) -> bool:
-        return filters.user_id is None and filters.project_id is None
+        return (
+            filters.user_id is None
+            and filters.project_id is None
+            and filters.approval_time_bucket is None
+        )
 
     async def summarize_from_rows(
         self, session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters

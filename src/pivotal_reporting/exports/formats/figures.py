@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 
 from pivotal_reporting.exports.formats.base import ExportDocument
+from pivotal_reporting.reports.breakdown_limit import without_rest
 from pivotal_reporting.reports.service import TUNE_TRANSACTION
 
 # One line per figure where the model's own description is missing or too terse.
@@ -95,8 +96,8 @@ async def summary_in_snapshot(document: ExportDocument) -> dict[str, Any]:
     ) as session:
         await session.execute(text(TUNE_TRANSACTION))
         summary = await document.report.summarize(session, document.context, document.filters)
-    dumped: dict[str, Any] = summary.model_dump(by_alias=True)
-    return dumped
+    # As the summary endpoint answers without customerLimit (no otherCustomers).
+    return without_rest(summary.model_dump(by_alias=True))
 
 
 def definition(report_model: Any, key: str) -> str:

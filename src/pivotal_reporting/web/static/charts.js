@@ -49,19 +49,27 @@ export function bars({ field, entries, format, onDrill, drillable = () => true, 
     })));
 }
 
-// Distribution buckets: vertical columns in bucket order.
-export function histogram({ field, buckets }) {
+// Distribution buckets: vertical columns in bucket order; a non-empty one is a button
+// when it can be drilled into (its rows exported).
+export function histogram({ field, buckets, onDrill }) {
   const max = Math.max(0, ...buckets.map((b) => b.count));
   return el("div", { class: "histogram", "data-chart": field, role: "list" },
-    buckets.map((b) => el("div", {
-      class: "column", role: "listitem", "data-key": b.range, "data-raw": String(b.count),
-      title: `${b.range}: ${b.count} (${b.percentage} %)`,
-    },
-    el("span", { class: "column-value", text: String(b.count) }),
-    el("span", { class: "column-track", "aria-hidden": "true" },
-      el("span", { class: "column-fill", style: `height:${max ? Math.max(1, (100 * b.count) / max) : 0}%` })),
-    el("span", { class: "column-label", text: b.range.replace(/-/g, "-\u200b") }),
-    el("span", { class: "column-share", text: `${b.percentage} %` }))));
+    buckets.map((b) => {
+      const inner = [
+        el("span", { class: "column-value", text: String(b.count) }),
+        el("span", { class: "column-track", "aria-hidden": "true" },
+          el("span", { class: "column-fill", style: `height:${max ? Math.max(1, (100 * b.count) / max) : 0}%` })),
+        el("span", { class: "column-label", text: b.range.replace(/-/g, "-\u200b") }),
+        el("span", { class: "column-share", text: `${b.percentage} %` }),
+      ];
+      const attrs = { class: "column", "data-key": b.range, "data-raw": String(b.count), title: `${b.range}: ${b.count} (${b.percentage} %)` };
+      if (onDrill && b.count > 0) {
+        return el("div", { role: "listitem", class: "column-item" },
+          el("button", { ...attrs, type: "button", title: `${attrs.title}: export these rows`, onclick: () => onDrill(b) },
+            inner, el("span", { class: "sr-only", text: "Export these rows" })));
+      }
+      return el("div", { ...attrs, role: "listitem" }, inner);
+    }));
 }
 
 // Months as a time series: a column per month, each one drillable.
@@ -83,25 +91,54 @@ export function timeSeries({ field, entries, formatLabel, onDrill }) {
 }
 
 // Customers / projects / users: the top entries, the rest summed, and a search over all.
-export function topList({ field, entries, format, onDrill, drillable = () => true, top = 10, noun }) {
+// With ``rest`` ({customers, count}: the server already summed the entries beyond the top)
+// the entries are only the top ones, and ``searchAll(q)`` finds names among all of them
+// ({id, name} items, drilled into by id with ``onDrillItem``).
+export function topList({ field, entries, format, onDrill, drillable = () => true, top = 10, noun, rest: serverRest, searchAll, onDrillItem }) {
   const sorted = [...entries].sort((a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0])));
   const list = el("div", { class: "toplist-rows" });
-  const search = el("input", { type: "search", placeholder: `Search ${sorted.length} ${noun}`, "aria-label": `Search ${noun}` });
+  const total = serverRest ? sorted.length + serverRest.customers : sorted.length;
+  const search = el("input", { type: "search", placeholder: `Search ${total} ${noun}`, "aria-label": `Search ${noun}` });
+  let asked = 0;
+  const renderFound = async (typed) => {
+    const ticket = ++asked;
+    let found;
+    try { found = await searchAll(typed); } catch { found = null; }
+    if (ticket !== asked) return;  // a newer search has started
+    if (found === null) { list.replaceChildren(el("p", { class: "state error", text: "The search failed; try again." })); return; }
+    const known = new Map(sorted);
+    const rows = found.map((item) => {
+      const value = known.get(item.name);
+      const row = barRow({
+        label: item.name, value: value ?? 0, display: value === undefined ? `not in the top ${top}` : format(value), max: Math.max(0, ...sorted.map(([, v]) => v)),
+        field, key: item.name, drill: onDrillItem ? () => onDrillItem(item) : null,
+        hint: value === undefined ? `Not among the top ${top} in this window; select to export its rows` : undefined,
+      });
+      row.classList.add("found");
+      return row;
+    });
+    if (!rows.length) rows.push(el("p", { class: "state empty", text: `No ${noun} match “${typed}”.` }));
+    list.replaceChildren(...rows);
+  };
   const render = () => {
     const needle = search.value.trim().toLowerCase();
+    if (needle && searchAll) { renderFound(search.value.trim()); return; }
+    asked++;
     const matching = needle ? sorted.filter(([k]) => String(k).toLowerCase().includes(needle)) : sorted;
     const shown = matching.slice(0, top);
     const rest = matching.slice(top);
     const max = Math.max(0, ...shown.map(([, v]) => v));
+    const restCount = serverRest ? serverRest.customers : rest.length;
     const rows = shown.map(([key, value], i) => barRow({
       label: `${i + 1}. ${key}`, value, display: format(value), max, field, key,
       drill: onDrill && drillable(key) ? () => onDrill(key) : null,
       hint: onDrill && !drillable(key) ? "No filter selects these rows" : undefined,
     }));
-    if (rest.length) {
-      const sum = rest.reduce((acc, [, v]) => acc + v, 0);
-      rows.push(el("div", { class: "bar-row rest", "data-field": field, "data-key": "__rest__", "data-raw": String(sum), title: `${rest.length} more ${noun}, summed` },
-        el("span", { class: "bar-label", text: `${rest.length} others` }),
+    if (restCount) {
+      const sum = serverRest ? serverRest.count + rest.reduce((acc, [, v]) => acc + v, 0) : rest.reduce((acc, [, v]) => acc + v, 0);
+      const others = serverRest ? serverRest.customers + rest.length : rest.length;
+      rows.push(el("div", { class: "bar-row rest", "data-field": field, "data-key": "__rest__", "data-raw": String(sum), title: `${others} more ${noun}, summed` },
+        el("span", { class: "bar-label", text: `${others} others` }),
         el("span", { class: "bar-track", "aria-hidden": "true" }),
         el("span", { class: "bar-value", text: format(sum) })));
     }

@@ -8,7 +8,20 @@ import { formatDateTime, formatNumber } from "./format.js";
 const FILTER_LABELS = {
   fromDate: "From", toDate: "To (exclusive)", currency: "Currency", status: "Status", method: "Method",
   customerId: "Customer", projectId: "Project", userId: "User", overdueOnly: "Overdue only", asOf: "As of",
+  cycleTimeBucket: "Cycle time", settlementTimeBucket: "Settlement time",
+  approvalTimeBucket: "Approval time", amountBucket: "Amount range",
 };
+
+// A filter's value as a reader wants it: instants in the org's zone (with the exact
+// value), bucket keys with thousands separators and their unit.
+function shownValue(key, value, tz) {
+  if (key.endsWith("Date") || key === "asOf") return `${formatDateTime(value, tz)} (${value})`;
+  if (key.endsWith("Bucket")) {
+    const range = String(value).replace(/\d+/g, (n) => formatNumber(Number(n))).replace("-", " – ");
+    return key === "amountBucket" ? `${range} (whole units of the currency)` : `${range} days`;
+  }
+  return String(value);
+}
 
 export function openExportDialog(ctx, report, filters, label, note) {
   const { boot, me } = ctx;
@@ -20,7 +33,7 @@ export function openExportDialog(ctx, report, filters, label, note) {
   const fileName = el("input", { name: "fileName", id: "export-file-name", maxlength: "255", placeholder: "Default: report and date" });
   const rows = Object.entries(filters).map(([key, value]) => el("div", { class: "kv" },
     el("dt", { text: FILTER_LABELS[key] || key }),
-    el("dd", { "data-filter": key, "data-value": String(value), text: key.endsWith("Date") || key === "asOf" ? `${formatDateTime(value, tz)} (${value})` : String(value) })));
+    el("dd", { "data-filter": key, "data-value": String(value), text: shownValue(key, value, tz) })));
   const submit = el("button", { type: "submit", text: "Create export" });
   const form = el("form", { method: "dialog", class: "export-form" },
     el("h2", { id: "export-dialog-title", text: `Export ${report.title.replace(/\.$/, "").toLowerCase()}` }),

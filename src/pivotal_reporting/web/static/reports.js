@@ -13,6 +13,10 @@ const days = (v) => formatDays(v);
 const hours = (v) => formatHours(v);
 
 // What each report shows. Cards: [field, kind]; charts: [field, kind, drill].
+// Top lists show this many entries; the invoice and payment summaries are asked for only
+// these customers and the rest summed (customerLimit), the search asks the lookup API.
+export const TOP = 10;
+
 export const PAGES = {
   quote_cycle_time: {
     noun: "quotes",
@@ -21,18 +25,19 @@ export const PAGES = {
       ["minCycleTimeDays", "days"], ["maxCycleTimeDays", "days"]],
     charts: [
       ["quotesByStatus", "bars", "Quotes by decision", { filter: "status" }],
-      ["cycleTimeDistribution", "histogram", "Cycle time distribution (days)"],
+      ["cycleTimeDistribution", "histogram", "Cycle time distribution (days)", { bucketFilter: "cycleTimeBucket" }],
       ["quotesByProject", "toplist", "Quotes by project", { lookup: "projects", filter: "projectId", noun: "projects", skip: ["(no project)"] }],
     ],
   },
   invoice_settlement_time: {
     noun: "invoices",
+    summaryParams: { customerLimit: TOP },
     pickers: [["customerId", "customers", "Customer"]],
     cards: [["totalInvoices", "count"], ["averageSettlementTimeDays", "days"], ["medianSettlementTimeDays", "days"],
       ["overdueInvoices", "count"], ["overdueAmount", "money"]],
     charts: [
       ["invoicesByStatus", "bars", "Invoices by status", { filter: "status", overdue: true }],
-      ["settlementTimeDistribution", "histogram", "Settlement time distribution (days)"],
+      ["settlementTimeDistribution", "histogram", "Settlement time distribution (days)", { bucketFilter: "settlementTimeBucket", asOf: true }],
       ["totalsByCurrency", "currency", "Invoiced by currency", { filter: "currency" }],
       ["overdueByCurrency", "currency", "Overdue balance by currency", { filter: "currency", overdueOnly: true }],
       ["invoicesByCustomer", "toplist", "Invoices by customer", { lookup: "customers", filter: "customerId", noun: "customers" }],
@@ -40,13 +45,14 @@ export const PAGES = {
   },
   payments_received: {
     noun: "payments",
+    summaryParams: { customerLimit: TOP },
     pickers: [["customerId", "customers", "Customer"]],
     cards: [["totalPayments", "count"], ["totalAmount", "money"], ["averageAmount", "money"]],
     charts: [
       ["paymentsByMonth", "months", "Payments by month", {}],
       ["paymentsByMethod", "bars", "Payments by method", { filter: "method" }],
       ["totalsByCurrency", "currency", "Received by currency", { filter: "currency" }],
-      ["amountDistribution", "histogram", "Amount distribution", { inCurrency: true }],
+      ["amountDistribution", "histogram", "Amount distribution", { inCurrency: true, bucketFilter: "amountBucket" }],
       ["paymentsByCustomer", "toplist", "Payments by customer", { lookup: "customers", filter: "customerId", noun: "customers" }],
     ],
   },
@@ -57,7 +63,7 @@ export const PAGES = {
       ["medianApprovalTimeHours", "hours"], ["oldestPendingAgeDays", "days"]],
     charts: [
       ["entriesByStatus", "bars", "Entries by status", { filter: "status" }],
-      ["approvalTimeDistribution", "histogram", "Approval time distribution (days)"],
+      ["approvalTimeDistribution", "histogram", "Approval time distribution (days)", { bucketFilter: "approvalTimeBucket" }],
       ["hoursByProject", "toplist", "Hours by project", { lookup: "projects", filter: "projectId", noun: "projects", format: hours }],
       ["hoursByUser", "toplist", "Hours by user", { lookup: "users", filter: "userId", noun: "users", format: hours }],
     ],
@@ -137,9 +143,10 @@ export async function renderReport(ctx, report) {
       const path = `/v1/reports/summary/${report.path}`;
       // Both requests start now; the figures are shown as soon as the window's arrive,
       // and the comparison is added to the cards when the previous period's do.
-      const previousRequest = compare ? api(path + query(apiFilters(state, tz, previousWindow(window)))) : null;
+      const extra = page.summaryParams || {};
+      const previousRequest = compare ? api(path + query({ ...apiFilters(state, tz, previousWindow(window)), ...extra })) : null;
       if (previousRequest) previousRequest.catch(() => null);
-      const current = await api(path + query(filters));
+      const current = await api(path + query({ ...filters, ...extra }));
       renderFigures(ctx, report, page, state, window, filters, current, null, canExport, results);
       performance.mark("figures-shown");  // what bench/dashboard.py measures
       if (previousRequest) {
@@ -295,7 +302,12 @@ function renderFigures(ctx, report, page, state, window, filters, current, previ
     const definition = describe(summarySchema, fieldName);
     let body;
     if (kind === "histogram") {
-      body = histogram({ field: fieldName, buckets: value });
+      body = histogram({
+        field: fieldName, buckets: value,
+        onDrill: canExport && drill.bucketFilter
+          ? (bucket) => drillTo(bucketFilters(bucket, drill, summary), `${title}: ${bucket.range}`, bucketNote(drill, summary, tz))
+          : null,
+      });
     } else if (kind === "months") {
       const entries = fillMonths(value, window);
       body = timeSeries({
@@ -319,8 +331,12 @@ function renderFigures(ctx, report, page, state, window, filters, current, previ
       });
     } else if (kind === "toplist") {
       const format = drill.format || count;
+      const rest = fieldName.endsWith("ByCustomer") ? summary.otherCustomers : undefined;
       body = topList({
-        field: fieldName, entries: Object.entries(value).map(([k, v]) => [k, Number(v)]), format, noun: drill.noun,
+        field: fieldName, entries: Object.entries(value).map(([k, v]) => [k, Number(v)]), format, noun: drill.noun, top: TOP, rest,
+        // The breakdown holds the top entries only: search every name with the lookup API.
+        searchAll: rest ? async (q) => (await api(`/v1/lookups/${drill.lookup}${query({ q, limit: TOP })}`)).items : null,
+        onDrillItem: canExport ? (item) => drillTo({ [drill.filter]: item.id }, `${title}: ${item.name}`) : null,
         drillable: (key) => !(drill.skip || []).includes(key),
         onDrill: canExport ? async (name) => {
           try {
@@ -338,8 +354,7 @@ function renderFigures(ctx, report, page, state, window, filters, current, previ
       el("h2", { id: `h-${fieldName}` }, drill.inCurrency ? `${title} (${currency})` : title,
         definition ? el("button", { type: "button", class: "info", "aria-label": `Definition of ${title}`, title: definition, onclick: (e) => toggleDefinition(e.currentTarget, definition) }, "?") : null),
       body,
-      canExport && kind !== "histogram" ? el("p", { class: "hint", text: "Select a bar to export its rows." }) : null,
-      kind === "histogram" ? el("p", { class: "hint", text: "Ranges are not an export filter; export the window instead." }) : null));
+      canExport && (kind !== "histogram" || drill.bucketFilter) ? el("p", { class: "hint", text: "Select a bar to export its rows." }) : null));
   }
   nodes.push(grid);
   if (canExport) {
@@ -405,6 +420,26 @@ function monthFilters(ym, window, tz) {
     if (window.to < to) to = window.to;
   }
   return { fromDate: startOfLocalDay(from, tz), toDate: startOfLocalDay(to, tz) };
+}
+
+// A distribution bar's filter: the bucket key is the label's numbers ("8-14 days" → "8-14",
+// "$1,001-$5,000" → "1001-5000"), as the API derives it. Open invoices are placed by days
+// outstanding as of the summary's instant, and amounts are bucketed in amountCurrency.
+export function bucketKey(range) {
+  return String(range).replace(/[^0-9+-]/g, "");
+}
+
+function bucketFilters(bucket, drill, summary) {
+  const filters = { [drill.bucketFilter]: bucketKey(bucket.range) };
+  if (drill.asOf) filters.asOf = summary.asOf;
+  if (drill.inCurrency) filters.currency = summary.amountCurrency;
+  return filters;
+}
+
+function bucketNote(drill, summary, tz) {
+  if (drill.asOf) return `Open invoices are placed by their days outstanding as of ${formatDateTime(summary.asOf, tz)}, like the chart.`;
+  if (drill.inCurrency) return `Payments in ${summary.amountCurrency}, like the chart.`;
+  return null;
 }
 
 function currencyFilters(cur, drill) {
