@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
 from pivotal_reporting.reports.breakdown_limit import REST_DESCRIPTION, OtherCustomers
-from pivotal_reporting.reports.bucket_filters import BucketKey, add_amount_bucket
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_amount_bucket, amount_bucket_sql
 from pivotal_reporting.reports.rollups import (
     Facet,
     Rollup,
@@ -106,9 +106,7 @@ class PaymentsReceivedResponse(SummaryResponse[PaymentsReceivedFilters, Payments
 
 
 SOURCE = Source("payments", "p", only="p.status = 'completed'")
-_BUCKET = (
-    f"width_bucket(p.amount, ARRAY[{', '.join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])"
-)
+_BUCKET = amount_bucket_sql("p.amount", BUCKETS)  # the amountBucket filter's expression too
 
 
 def _totals_sql(where: Conditions) -> str:
