@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import sqlalchemy.exc
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -59,7 +60,7 @@ _ENTER_TENANT = text(
 # The same, as the statement that takes a REPEATABLE READ snapshot: it also says what
 # that snapshot is (and keeps it in the transaction, for read_snapshot_of_connection).
 _ENTER_TENANT_SNAPSHOT = text(
-    f"SELECT set_config('role', '{TENANT_ROLE}', true), "
+    f"SELECT set_config('role', '{TENANT_ROLE}', true), "  # noqa: S608 -- reviewed: constants only, values are bound
     "set_config('app.organization_id', :org, true), "
     "set_config('app.read_pool', :pool, true), "
     "set_config('app.data_as_of', coalesce(to_json(s.data_as_of) #>> '{}', ''), true), "
@@ -370,5 +371,6 @@ async def _import_snapshot(conn: AsyncConnection, organization_id: str, snapshot
     await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     await conn.begin()
     # Must be the transaction's first statement.
-    await conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
+    statement = sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id))
+    await conn.exec_driver_sql(statement.as_string(None))
     await conn.execute(_ENTER_TENANT, {"org": organization_id})

@@ -65,7 +65,7 @@ async def lookup(
     column = _NAME_COLUMN[kind]
     condition = f"{column} = :name" if name is not None else f"{column} ILIKE :pattern"
     sql = text(
-        f"SELECT id, {column} AS name FROM {kind} "
+        f"SELECT id, {column} AS name FROM {kind} "  # noqa: S608 -- reviewed: constants only, values are bound
         f"WHERE organization_id = {ORG_SETTING} AND {condition} "
         f"ORDER BY {column}, id LIMIT :limit"
     )

@@ -1,5 +1,5 @@
 """``summary_source``: run a figures test twice, once read from the rows and once with
-every month of the tenant rolled up first (reports/rollups.py), against the same oracle."""
+every month of the tenant rolled up first (reports/rollups/), against the same oracle."""
 
 from __future__ import annotations
 

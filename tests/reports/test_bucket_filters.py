@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.reports.bucket_filters import amount_bucket_sql
-from pivotal_reporting.reports.payments_received import _TOTALS_SQL
 from pivotal_reporting.reports.payments_received import BUCKETS as PAYMENT_BUCKETS
+from pivotal_reporting.reports.payments_received import _totals_sql
+from pivotal_reporting.reports.sql import Conditions
 from tests.exports.conftest import create_job, download, json_rows, request_export, wait_for_job
 from tests.factories import (
     Tenant,
@@ -282,7 +283,7 @@ def test_an_amount_bucket_without_a_currency_selects_every_currency(
 
 
 def test_the_amount_bucket_is_the_expression_the_summary_groups_by() -> None:
-    assert amount_bucket_sql("p.amount", PAYMENT_BUCKETS) in _TOTALS_SQL
+    assert amount_bucket_sql("p.amount", PAYMENT_BUCKETS) in _totals_sql(Conditions())
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Monthly rollups (reports/rollups.py): read only while fresh, never a different figure.
+"""Monthly rollups (reports/rollups/): read only while fresh, never a different figure.
 
 Black-box throughout: the API answers, and the database is only touched the way the
 application that owns the rows would (insert, update, delete, rename, a new time zone),

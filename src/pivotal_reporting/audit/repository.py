@@ -59,7 +59,7 @@ async def list_audit_logs(
         params["after"] = after_seq
     direction = "DESC" if order == "desc" else "ASC"
     sql = text(
-        f"SELECT {_COLUMNS} FROM audit_logs WHERE {' AND '.join(clauses)} "
+        f"SELECT {_COLUMNS} FROM audit_logs WHERE {' AND '.join(clauses)} "  # noqa: S608 -- reviewed: constants only, values are bound
         f"ORDER BY seq {direction} LIMIT :limit"
     )
     return list((await session.execute(sql, params | {"limit": limit})).all())

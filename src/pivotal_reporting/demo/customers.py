@@ -42,4 +42,4 @@ SELECT 'prj_' || %(slug)s || '_' || lpad(c::text, 6, '0') || '_' || j,
        %(setup_at)s::timestamptz + mod(c, 90) * interval '1 day'
 FROM generate_series(1, %(customers)s) AS c,
      LATERAL generate_series(1, {project_count("c")}) AS j
-"""
+"""  # noqa: S608 -- reviewed: constants only, values are bound

@@ -90,4 +90,4 @@ FROM (
         ) AS decided OFFSET 0
     ) AS settled
 ) AS entries
-"""
+"""  # noqa: S608 -- reviewed: constants only, values are bound

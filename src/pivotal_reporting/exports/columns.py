@@ -1,6 +1,6 @@
 """The documented export columns of each report, their kinds, and ``columns`` choices.
 
-Every report's export has a fixed list of columns (its ``EXPORT_COLUMNS``). Each column
+Every report's export has a fixed list of columns (its ``export.columns``, base.py). Each column
 has a *kind* that the typed formats (XLSX, Parquet) use to type its cells:
 
 ======== ============================== =============================== ================
@@ -160,9 +160,11 @@ def select_columns(query: ExportQuery, columns: Sequence[str] | None) -> ExportQ
     unknown = [c for c in columns if c not in query.columns]
     if unknown:  # validated at request time; a report that lost a column must not export
         raise ValueError(f"columns not in this export: {unknown}")
-    chosen = ", ".join(sql.Identifier(c).as_string() for c in columns)
+    chosen = sql.SQL("SELECT {columns} FROM ({rows}) AS chosen").format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)), rows=sql.SQL(query.sql)
+    )
     return ExportQuery(
-        sql=f"SELECT {chosen} FROM ({query.sql}) AS chosen",
+        sql=chosen.as_string(None),
         params=query.params,
         columns=tuple(columns),
     )

@@ -119,7 +119,9 @@ async def csv_select(conn: psycopg.AsyncConnection[object], query: ExportQuery) 
     ``closed_text_columns`` (constrained vocabularies, server formats) are left as they are.
     """
     async with conn.cursor() as cur:
-        await cur.execute(f"SELECT * FROM ({query.sql}) AS q LIMIT 0", query.params or None)
+        await cur.execute(
+            _wrapped("SELECT * FROM ({rows}) AS q LIMIT 0", query), query.params or None
+        )
         description = cur.description or []
     columns = []
     for column in description:
@@ -130,12 +132,24 @@ async def csv_select(conn: psycopg.AsyncConnection[object], query: ExportQuery) 
             columns.append(f"{csv_boolean(f'q.{name}')} AS {name}")
         else:
             columns.append(f"q.{name}")
-    return f"SELECT {', '.join(columns)} FROM ({query.sql}) AS q"
+    guarded = sql.SQL("SELECT {columns} FROM ({rows}) AS q").format(
+        columns=sql.SQL(", ".join(columns)), rows=sql.SQL(query.sql)
+    )
+    return guarded.as_string(conn)
+
+
+def _wrapped(template: str, query: ExportQuery) -> sql.Composed:
+    """``template`` with ``{rows}`` standing for the report's (reviewed) row query."""
+    return sql.SQL(template).format(rows=sql.SQL(query.sql))
 
 
 async def count_rows(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> int:
     async with conn.cursor() as cur:
-        count_sql = query.count_sql or f"SELECT count(*) FROM ({query.sql}) AS q"
+        count_sql = (
+            sql.SQL(query.count_sql)
+            if query.count_sql
+            else _wrapped("SELECT count(*) FROM ({rows}) AS q", query)
+        )
         await cur.execute(count_sql, query.params or None)
         row = await cur.fetchone()
     return int(row[0]) if row else 0  # type: ignore[index]
@@ -150,7 +164,9 @@ async def write_csv(
     """CSV with a header row (UTF-8, RFC 4180 quoting by PostgreSQL), guarded by
     :func:`csv_select`."""
     select = await csv_select(conn, query)
-    copy_sql = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    copy_sql = sql.SQL("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
+        select=sql.SQL(select)
+    )
     rows = await _copy_to(conn, copy_sql, query, out, progress, transform=None)
     return WriteResult(rows=rows - 1)  # the header is one COPY row
 
@@ -163,7 +179,10 @@ async def write_json(
 ) -> WriteResult:
     """A JSON array of objects keyed by column name: the raw rows, text byte-exact as
     stored, numbers exact decimals, booleans ``true``/``false``."""
-    copy_sql = f"COPY (SELECT row_to_json(r) FROM ({query.sql}) AS r) TO STDOUT WITH ({_JSON_COPY_OPTIONS})"
+    copy_sql = _wrapped(
+        f"COPY (SELECT row_to_json(r) FROM ({{rows}}) AS r) TO STDOUT WITH ({_JSON_COPY_OPTIONS})",  # noqa: S608 -- reviewed: constants only, values are bound
+        query,
+    )
     out.write(b"[")
     first = True
 
@@ -182,7 +201,7 @@ async def write_json(
 
 async def _copy_to(
     conn: psycopg.AsyncConnection[object],
-    copy_sql: str,
+    copy_sql: str | sql.Composed,
     query: ExportQuery,
     out: ByteSink,
     progress: ProgressCallback,

@@ -1,4 +1,4 @@
-"""Report rollups (migration 0007; see ``reports/rollups.py``): derived data only.
+"""Report rollups (migration 0007; see ``reports/rollups/``): derived data only.
 
 ``report_rollups`` holds per-month and per-day grouped partial aggregates of the summary
 reports, ``rollup_periods`` which periods are built (and in which time zone), ``rollup_changes``

@@ -1,7 +1,9 @@
 """The Report contract shared by summaries (``/v1/reports/summary/*``) and exports.
 
 Each report module owns its filter schema, its summary SQL, its export columns and its
-export row query, and registers one instance in ``registry.py``. The runner
+export row query, and registers one instance in ``registry.py``; the base class here
+holds what they share (conditions from filters, the export query, the choice between
+the rows and the rollups). The runner
 (``service.py``) applies the tenant scope; a report only receives an already-scoped
 session and a ``ReportContext``.
 
@@ -15,13 +17,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.errors import InvalidInput
+from pivotal_reporting.reports.source import ExportRows, Source, Window
+from pivotal_reporting.reports.sql import Conditions
 from pivotal_reporting.rls import ORG_SETTING as CURRENT_ORG
 from pivotal_reporting.validation import Id, Instant
 
@@ -99,8 +104,18 @@ class ExportQuery:
     count_sql: str | None = None
 
 
-class Report(ABC):
-    """One report type: its filters, its summary and its export rows."""
+F = TypeVar("F", bound=ReportFilters)
+
+
+class Report(ABC, Generic[F]):
+    """One report type: its filters (``F``), its summary and its export rows.
+
+    A report declares its rows (``source``, ``window``, ``equals``) and its export
+    (``export``); the base turns filters into conditions (``conditions``), builds the
+    export query (``export_query``) and picks the summary's path (``summarize``): the
+    rows (``summarize_from_rows``) or the rollups (``summarize_from_rollup``, when
+    ``reads_rollup``). docs/adding-a-report.md walks through a new one.
+    """
 
     report_type: ClassVar[str]  # e.g. "quote_cycle_time" (export API, metrics, audit)
     path: ClassVar[str]  # e.g. "quote-cycle-time" (summary URL)
@@ -110,9 +125,14 @@ class Report(ABC):
     response_model: ClassVar[type[BaseModel]]  # the envelope, for OpenAPI
     # Id filters that must name a row of the caller's organization: field → table.
     references: ClassVar[Mapping[str, str]] = {}
+    source: ClassVar[Source]  # the table read, e.g. quotes q
+    window: ClassVar[Window]  # the column [fromDate, toDate) applies to
+    # Filters that keep the rows whose column equals their value: field → column.
+    equals: ClassVar[Mapping[str, str]] = {}
+    export: ClassVar[ExportRows]
 
     async def check_references(
-        self, session: AsyncSession, filters: ReportFilters, *, field_prefix: str = ""
+        self, session: AsyncSession, filters: F, *, field_prefix: str = ""
     ) -> None:
         """Raise ``InvalidInput`` naming each id filter that is not in this organization.
 
@@ -126,13 +146,21 @@ class Report(ABC):
         }
         if not wanted:
             return
-        probes = ", ".join(
-            f"EXISTS (SELECT 1 FROM {table} WHERE organization_id = {CURRENT_ORG} "
-            f"AND id = %({name})s) AS {name}"
+        probe = sql.SQL(
+            "EXISTS (SELECT 1 FROM {table} WHERE organization_id = {org} AND id = {id}) AS {name}"
+        )
+        probes = sql.SQL(", ").join(
+            probe.format(
+                table=sql.Identifier(table),
+                org=sql.SQL(CURRENT_ORG),
+                id=sql.Placeholder(name),
+                name=sql.Identifier(name),
+            )
             for name, (table, _) in wanted.items()
         )
         params = {name: value for name, (_, value) in wanted.items()}
-        found = (await fetch_one(session, f"SELECT {probes}", params)) or {}
+        statement = sql.SQL("SELECT {probes}").format(probes=probes).as_string(None)
+        found = (await fetch_one(session, statement, params)) or {}
         errors = [
             {
                 "field": f"{field_prefix}{to_camel(name)}",
@@ -145,26 +173,64 @@ class Report(ABC):
             fields = ", ".join(error["field"] for error in errors)
             raise InvalidInput(f"Unknown reference: {fields}.", errors=errors)
 
-    def reads_rollup(self, filters: ReportFilters) -> bool:
-        """Whether a summary with these filters reads the rollups (rollups.py); else
-        the rows alone. Both give the same figures; tests compare them."""
+    def reads_rollup(self, filters: F) -> bool:
+        """Whether a summary with these filters reads the rollups (reports/rollups/);
+        else the rows alone. Both give the same figures; tests compare them."""
         return False
 
-    def depends_on_now(self, filters: ReportFilters) -> bool:
+    def depends_on_now(self, filters: F) -> bool:
         """Whether a summary with these filters changes with the current time (then it
         is never cached, ``cache.py``). The safe default; reports whose figures depend
         only on their rows and filters say so."""
         return True
 
-    @abstractmethod
-    async def summarize(
-        self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
-    ) -> BaseModel:
-        """The ``summary`` object, computed in PostgreSQL in a few set-based queries."""
+    def params(self, ctx: ReportContext, filters: F) -> dict[str, Any]:
+        """Parameters every query of the report binds besides the filters' own."""
+        return {"org": ctx.organization_id}
+
+    def narrow(self, where: Conditions, ctx: ReportContext, filters: F) -> None:
+        """Conditions of filters other than the window and ``equals`` (default: none)."""
+
+    def conditions(self, ctx: ReportContext, filters: F) -> Conditions:
+        """The SQL conditions (``AND ...``) and parameters of ``filters``: the window,
+        then each ``equals`` filter given, then ``narrow``'s."""
+        where = Conditions(params=self.params(ctx, filters))
+        self.window.narrow(where, filters, ctx.timezone)
+        for name, column in self.equals.items():
+            where.when(getattr(filters, name), f"{column} = %({name})s", name)
+        self.narrow(where, ctx, filters)
+        return where
+
+    async def summarize(self, session: AsyncSession, ctx: ReportContext, filters: F) -> BaseModel:
+        """The ``summary`` object, computed in PostgreSQL in a few set-based queries:
+        from the rollups when ``reads_rollup``, else from the rows."""
+        if self.reads_rollup(filters):
+            return await self.summarize_from_rollup(session, ctx, filters)
+        return await self.summarize_from_rows(session, ctx, filters)
 
     @abstractmethod
-    def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:
+    async def summarize_from_rows(
+        self, session: AsyncSession, ctx: ReportContext, filters: F
+    ) -> BaseModel:
+        """The summary read from the source rows (any filters)."""
+
+    async def summarize_from_rollup(
+        self, session: AsyncSession, ctx: ReportContext, filters: F
+    ) -> BaseModel:
+        """The summary read from the rollups (only filters ``reads_rollup`` accepts);
+        a report without a rollup reads its rows."""
+        return await self.summarize_from_rows(session, ctx, filters)
+
+    def export_query(self, ctx: ReportContext, filters: F) -> ExportQuery:
         """The export's row query and columns for these filters."""
+        where = self.conditions(ctx, filters)
+        return ExportQuery(
+            sql=self.export.select_sql(self.source, where),
+            params=where.params,
+            columns=self.export.names,
+            closed_text_columns=self.export.closed_text,
+            count_sql=self.source.count_sql(where),
+        )
 
 
 async def fetch_all(

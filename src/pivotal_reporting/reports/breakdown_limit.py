@@ -51,7 +51,7 @@ REST_DESCRIPTION = (
 )
 
 
-def summary_query_model(report: Report) -> type[ReportFilters]:
+def summary_query_model(report: Report[Any]) -> type[ReportFilters]:
     """The summary endpoint's query model: the report's filters, plus ``customerLimit``
     for a report with a customer breakdown (never an export filter)."""
     if report.report_type not in CUSTOMER_BREAKDOWNS:
@@ -67,7 +67,7 @@ def summary_query_model(report: Report) -> type[ReportFilters]:
     return cast("type[ReportFilters]", model)
 
 
-def split_query(report: Report, query: ReportFilters) -> tuple[ReportFilters, int | None]:
+def split_query(report: Report[Any], query: ReportFilters) -> tuple[ReportFilters, int | None]:
     """The report's own filters (as given) and the customer limit of a summary query."""
     limit = getattr(query, "customer_limit", None)
     if type(query) is report.filters_model:
@@ -83,7 +83,9 @@ def without_rest(summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def limit_customers(report: Report, summary: dict[str, Any], limit: int | None) -> dict[str, Any]:
+def limit_customers(
+    report: Report[Any], summary: dict[str, Any], limit: int | None
+) -> dict[str, Any]:
     """A copy of ``summary`` with its customer breakdown trimmed to ``limit`` (or itself)."""
     field = CUSTOMER_BREAKDOWNS.get(report.report_type)
     if limit is None or field is None:

@@ -67,7 +67,7 @@ class SummaryCache:
         self.misses = 0
 
     async def key(
-        self, session: AsyncSession, report: Report, ctx: ReportContext, filters: ReportFilters
+        self, session: AsyncSession, report: Report[Any], ctx: ReportContext, filters: ReportFilters
     ) -> CacheKey | None:
         """The key for this request in ``session``'s snapshot; ``None``: do not cache."""
         if self._max_entries == 0 or report.depends_on_now(filters):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1/reports/summary", tags=["reports"])
 _RESPONSES = problem_responses(401, 403, 422, 429, 503)
 
 
-def _summary_endpoint(report: Report) -> Callable[..., Awaitable[Response]]:
+def _summary_endpoint(report: Report[Any]) -> Callable[..., Awaitable[Response]]:
     async def endpoint(
         filters: ReportFilters, principal: Principal, database: Database
     ) -> Response:

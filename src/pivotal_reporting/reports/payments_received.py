@@ -5,12 +5,13 @@ Counts cover every currency; ``totalAmount``, ``averageAmount`` and the amount
 distribution cover one currency (the ``currency`` filter, else the organization's base
 currency); ``totalsByCurrency`` has every currency. Months are calendar months in the
 organization's time zone. Served by ``ix_payments_organization_id_paid_at`` (0004) and,
-when only the window is filtered, by the rollups (rollups.py) with these facets:
+when only the window is filtered (or the method or currency), by the rollups
+(reports/rollups/) with these facets:
 
-- ``totals``: ``day1`` local month paid, ``key1`` currency, ``key2`` method, ``bin``
-  amount bucket; ``n``, ``amount``.
-- ``customers``: ``key1`` customer name; ``n``. ``customers_filtered`` adds ``key2``
-  method and ``key3`` currency, for the breakdown of a filtered summary.
+- ``totals``: per ``paid_month`` (its first day, local), ``currency``, ``method`` and
+  amount ``bucket``: ``n``, ``amount``.
+- ``customers``: per ``customer`` name: ``n``. ``customers_filtered`` adds ``method``
+  and ``currency``, for the breakdown of a filtered summary.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pivotal_reporting.reports.base import (
-    ExportQuery,
-    Report,
-    ReportContext,
-    ReportFilters,
-    fetch_all,
-)
+from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
 from pivotal_reporting.reports.breakdown_limit import REST_DESCRIPTION, OtherCustomers
-from pivotal_reporting.reports.bucket_filters import BucketKey, add_amount_bucket
-from pivotal_reporting.reports.rollups import Facet, Rollup, count_by_customer_name
+from pivotal_reporting.reports.bucket_filters import BucketKey, add_amount_bucket, amount_bucket_sql
+from pivotal_reporting.reports.rollups import (
+    Facet,
+    Rollup,
+    customer_counts_sql,
+    customers_facet,
+    facet_rows,
+    filters_match,
+    plan,
+    range_rows,
+)
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     CurrencyCode,
@@ -41,6 +45,7 @@ from pivotal_reporting.reports.schemas import (
     distribution,
     money,
 )
+from pivotal_reporting.reports.source import ExportRows, Source, Window
 from pivotal_reporting.reports.sql import (
     Conditions,
     iso_utc,
@@ -100,61 +105,41 @@ class PaymentsReceivedResponse(SummaryResponse[PaymentsReceivedFilters, Payments
     """``GET /v1/reports/summary/payments-received``."""
 
 
-def _conditions(ctx: ReportContext, filters: PaymentsReceivedFilters) -> Conditions:
-    where = Conditions(params={"org": ctx.organization_id, "tz": ctx.timezone})
-    where.when(filters.from_date, "p.paid_at >= %(from_date)s", "from_date")
-    where.when(filters.to_date, "p.paid_at < %(to_date)s", "to_date")
-    where.when(filters.customer_id, "p.customer_id = %(customer_id)s", "customer_id")
-    where.when(filters.method, "p.method = %(method)s", "method")
-    where.when(filters.currency, "p.currency = %(currency)s", "currency")
-    add_amount_bucket(
-        where, filters.amount_bucket, name="amount_bucket", amount="p.amount", buckets=BUCKETS
-    )
-    return where
+SOURCE = Source("payments", "p", only="p.status = 'completed'")
+_BUCKET = amount_bucket_sql("p.amount", BUCKETS)  # the amountBucket filter's expression too
 
 
-_ROWS = "FROM payments p WHERE p.organization_id = %(org)s AND p.status = 'completed'"
-
-# One hash aggregate on (local month, currency, method, amount bucket): a few hundred
-# groups from which every count and sum is added up in Python. A payment's month is the
-# month of its local date (sql.local_month), as in the export and the rollups.
-_TOTALS_SQL = f"""
-SELECT {local_month("p.paid_at")} AS month, p.currency, p.method,
-       width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
-           AS bucket,
+def _totals_sql(where: Conditions) -> str:
+    """One hash aggregate on (local month, currency, method, amount bucket): a few
+    hundred groups from which every count and sum is added up in Python. A payment's
+    month is the month of its local date (sql.local_month), as in the export and the
+    rollups."""
+    return f"""
+SELECT {local_month("p.paid_at")} AS month, p.currency, p.method, {_BUCKET} AS bucket,
        count(*) AS n, sum(p.amount) AS amount
-{_ROWS} {{conditions}}
+{SOURCE.rows(where)}
 GROUP BY 1, 2, 3, 4
 """
 
-_BY_CUSTOMER_SQL = f"""
+
+def _by_customer_sql(where: Conditions) -> str:
+    return f"""
 SELECT c.name AS key, sum(g.n)::bigint AS n
-FROM (SELECT p.customer_id, count(*) AS n {_ROWS} {{conditions}} GROUP BY p.customer_id) AS g
+FROM (SELECT p.customer_id, count(*) AS n {SOURCE.rows(where)} GROUP BY p.customer_id) AS g
 JOIN customers c ON c.organization_id = %(org)s AND c.id = g.customer_id
 GROUP BY c.name ORDER BY 1
-"""
+"""  # noqa: S608 -- constants and bound parameters
 
-EXPORT_COLUMNS = (
-    "payment_id",
-    "reference",
-    "invoice_id",
-    "invoice_number",
-    "customer_id",
-    "customer_name",
-    "method",
-    "status",
-    "currency",
-    "amount",
-    "paid_at",
-    "paid_month",
-)
 
-# The first day of a payment's local month (sql.local_month), for ``day1``.
-_LOCAL_MONTH = "date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)::date"
+def _completed(ranges: str) -> str:
+    """The completed payments in each range of ``paid_at``."""
+    return range_rows(
+        ranges,
+        "payments p",
+        "p.organization_id = %(org)s AND p.paid_at >= r.lo AND p.paid_at < r.hi"
+        " AND p.status = 'completed'",
+    )
 
-_RANGE_ROWS = """FROM {ranges} AS r
-JOIN payments p ON p.organization_id = %(org)s AND p.paid_at >= r.lo AND p.paid_at < r.hi
- AND p.status = 'completed'"""
 
 ROLLUP = Rollup(
     report_type="payments_received",
@@ -164,79 +149,49 @@ ROLLUP = Rollup(
     facets=(
         Facet(
             "totals",
-            ("day1", "key1", "key2", "bin", "n", "amount"),
-            f"""
-    SELECT r.period, {_LOCAL_MONTH} AS day1,
-           p.currency AS key1, p.method AS key2,
-           width_bucket(p.amount, ARRAY[{", ".join(str(b.upper) for b in BUCKETS[:-1])}]::numeric[])
-               AS bin,
+            lambda ranges: (
+                f"""
+    SELECT r.period,
+           -- the first day of the payment's local month (sql.local_month)
+           date_trunc('month', p.paid_at AT TIME ZONE %(tz)s)::date AS paid_month,
+           p.currency AS currency, p.method AS method, {_BUCKET} AS bucket,
            count(*) AS n, sum(p.amount) AS amount
-    {_RANGE_ROWS}
-    GROUP BY 1, 2, 3, 4, 5""",
+    {_completed(ranges)}
+    GROUP BY 1, 2, 3, 4, 5"""
+            ),
+            stored={
+                "paid_month": "day1",
+                "currency": "key1",
+                "method": "key2",
+                "bucket": "bin",
+                "n": "n",
+                "amount": "amount",
+            },
             daily=True,
         ),
-        count_by_customer_name(_RANGE_ROWS, "p.customer_id"),
-        count_by_customer_name(
-            _RANGE_ROWS,
+        customers_facet(_completed, "p.customer_id"),
+        customers_facet(
+            _completed,
             "p.customer_id",
             facet="customers_filtered",
-            keys=("p.method", "p.currency"),
+            keys={"method": "p.method", "currency": "p.currency"},
         ),
     ),
 )
 
-_IS_FILTER = "(%({filter})s::text IS NULL OR {key} = %({filter})s)"
-_TOTALS_WANTED = " AND ".join(
-    (
-        _IS_FILTER.format(key="key2", filter="method"),
-        _IS_FILTER.format(key="key1", filter="currency"),
-    )
-)
-
-# The rows of _TOTALS_SQL and _BY_CUSTOMER_SQL, from the rollup's fresh periods.
+# The rows of _totals_sql, from the rollup's fresh periods and the rest of the rows.
 _ROLLUP_TOTALS_SQL = f"""
-SELECT to_char(day1, 'YYYY-MM') AS month, key1 AS currency, key2 AS method, bin AS bucket,
+SELECT to_char(paid_month, 'YYYY-MM') AS month, currency, method, bucket,
        sum(n)::bigint AS n, sum(amount) AS amount
-FROM ({ROLLUP.rows("totals", _TOTALS_WANTED)}) AS g
-GROUP BY day1, key1, key2, bin
-"""
-
-_BY_CUSTOMER = """
-SELECT key1 AS key, sum(n)::bigint AS n FROM ({rows}) AS g
-GROUP BY key1 ORDER BY key1
-"""
-# Per filter (at most one of method and currency): the customers facet that has its key.
-_CUSTOMERS_WANTED = " AND ".join(
-    (
-        _IS_FILTER.format(key="key2", filter="method"),
-        _IS_FILTER.format(key="key3", filter="currency"),
-    )
-)
-# Unfiltered: the compact customers facet; with method and/or currency: the one keyed by both.
+FROM ({facet_rows(ROLLUP, "totals", filters_match("method", "currency"))}) AS g
+GROUP BY paid_month, currency, method, bucket
+"""  # noqa: S608 -- a facet's reviewed SQL
 _ROLLUP_BY_CUSTOMER_SQL = {
-    False: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers")),
-    True: _BY_CUSTOMER.format(rows=ROLLUP.rows("customers_filtered", _CUSTOMERS_WANTED)),
+    filtered: customer_counts_sql(ROLLUP, filtered=filtered) for filtered in (False, True)
 }
 
-# CHECK-constrained vocabularies and server-formatted instants: never user text.
-CLOSED_TEXT_COLUMNS = frozenset({"method", "status", "currency", "paid_at", "paid_month"})
 
-_EXPORT_SQL = f"""
-SELECT p.id AS payment_id, p.reference AS reference,
-       p.invoice_id AS invoice_id, i.invoice_number AS invoice_number,
-       p.customer_id AS customer_id, c.name AS customer_name,
-       p.method, p.status, p.currency, p.amount, {iso_utc("p.paid_at")} AS paid_at,
-       {local_month("p.paid_at")} AS paid_month
-FROM payments p
-JOIN customers c ON c.organization_id = p.organization_id AND c.id = p.customer_id
-LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoice_id
-WHERE p.organization_id = %(org)s AND p.status = 'completed' {{conditions}}
-ORDER BY p.paid_at, p.id
-"""
-_EXPORT_COUNT_SQL = "SELECT count(*) FROM payments p WHERE p.organization_id = %(org)s AND p.status = 'completed' {conditions}"
-
-
-class PaymentsReceivedReport(Report):
+class PaymentsReceivedReport(Report[PaymentsReceivedFilters]):
     report_type = "payments_received"
     path = "payments-received"
     title = "Payments received: completed payments by method, month and customer"
@@ -244,64 +199,100 @@ class PaymentsReceivedReport(Report):
     summary_model = PaymentsReceivedSummary
     response_model = PaymentsReceivedResponse
     references = {"customer_id": "customers"}
+    source = SOURCE
+    window = Window("p.paid_at")
+    equals = {"customer_id": "p.customer_id", "method": "p.method", "currency": "p.currency"}
+    export = ExportRows(
+        columns=(
+            ("payment_id", "p.id"),
+            ("reference", "p.reference"),
+            ("invoice_id", "p.invoice_id"),
+            ("invoice_number", "i.invoice_number"),
+            ("customer_id", "p.customer_id"),
+            ("customer_name", "c.name"),
+            ("method", "p.method"),
+            ("status", "p.status"),
+            ("currency", "p.currency"),
+            ("amount", "p.amount"),
+            ("paid_at", iso_utc("p.paid_at")),
+            ("paid_month", local_month("p.paid_at")),
+        ),
+        joins="""
+JOIN customers c ON c.organization_id = p.organization_id AND c.id = p.customer_id
+LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoice_id""",
+        order_by="p.paid_at, p.id",
+        # CHECK-constrained vocabularies and server-formatted instants: never user text.
+        closed_text=frozenset({"method", "status", "currency", "paid_at", "paid_month"}),
+    )
 
-    def reads_rollup(self, filters: ReportFilters) -> bool:
-        assert isinstance(filters, PaymentsReceivedFilters)
+    def params(self, ctx: ReportContext, filters: PaymentsReceivedFilters) -> dict[str, Any]:
+        return {
+            "org": ctx.organization_id,
+            "tz": ctx.timezone,
+            "report_currency": filters.currency or ctx.base_currency,
+        }
+
+    def narrow(
+        self, where: Conditions, ctx: ReportContext, filters: PaymentsReceivedFilters
+    ) -> None:
+        add_amount_bucket(
+            where, filters.amount_bucket, name="amount_bucket", amount="p.amount", buckets=BUCKETS
+        )
+
+    def reads_rollup(self, filters: PaymentsReceivedFilters) -> bool:
         return filters.customer_id is None and filters.amount_bucket is None
 
-    def depends_on_now(self, filters: ReportFilters) -> bool:
+    def depends_on_now(self, filters: PaymentsReceivedFilters) -> bool:
         return False  # completed payments only: no "now" in any figure
 
-    async def summarize(
-        self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
+    async def summarize_from_rows(
+        self, session: AsyncSession, ctx: ReportContext, filters: PaymentsReceivedFilters
     ) -> PaymentsReceivedSummary:
-        assert isinstance(filters, PaymentsReceivedFilters)
-        where = _conditions(ctx, filters)
-        report_currency = filters.currency or ctx.base_currency
-        params = {"from_date": None, "to_date": None, **where.params}
-        params["report_currency"] = report_currency
-        if self.reads_rollup(filters):
-            plan = await ROLLUP.plan(session, ctx, filters.from_date, filters.to_date)
-            params.update(plan.params)
-            params.update(method=filters.method, currency=filters.currency)
-            filtered = filters.method is not None or filters.currency is not None
-            groups = await fetch_all(session, _ROLLUP_TOTALS_SQL, params)
-            customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
-        else:
-            groups = await fetch_all(session, _TOTALS_SQL.format(conditions=where.sql), params)
-            customers = await fetch_all(
-                session, _BY_CUSTOMER_SQL.format(conditions=where.sql), params
-            )
-        in_currency = [g for g in groups if g["currency"].strip() == report_currency]
-        amount = money(sum((g["amount"] for g in in_currency), Decimal(0)))
-        count = sum(g["n"] for g in in_currency)
-        return PaymentsReceivedSummary(
-            total_payments=sum(g["n"] for g in groups),
-            total_amount=amount,
-            average_amount=money(amount / count) if count else None,
-            currency=report_currency,
-            amount_currency=report_currency,
-            payments_in_amount_currency=count,
-            payments_by_method=_count_by(groups, "method"),
-            payments_by_month=dict(sorted(_count_by(groups, "month").items())),
-            payments_by_customer={row["key"]: row["n"] for row in customers},
-            amount_distribution=distribution(
-                money_buckets(*AMOUNT_RANGES, currency=report_currency),
-                [sum(g["n"] for g in in_currency if g["bucket"] == i) for i in range(len(BUCKETS))],
-            ),
-            totals_by_currency=_currency_totals(groups),
-        )
+        where = self.conditions(ctx, filters)
+        groups = await fetch_all(session, _totals_sql(where), where.params)
+        customers = await fetch_all(session, _by_customer_sql(where), where.params)
+        return _summary(groups, customers, filters.currency or ctx.base_currency)
 
-    def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:
-        assert isinstance(filters, PaymentsReceivedFilters)
-        where = _conditions(ctx, filters)
-        return ExportQuery(
-            sql=_EXPORT_SQL.format(conditions=where.sql),
-            params=where.params,
-            columns=EXPORT_COLUMNS,
-            closed_text_columns=CLOSED_TEXT_COLUMNS,
-            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
-        )
+    async def summarize_from_rollup(
+        self, session: AsyncSession, ctx: ReportContext, filters: PaymentsReceivedFilters
+    ) -> PaymentsReceivedSummary:
+        window = await plan(session, ROLLUP, ctx, filters.from_date, filters.to_date)
+        params = {
+            **self.params(ctx, filters),
+            **window.params,
+            "method": filters.method,
+            "currency": filters.currency,
+        }
+        filtered = filters.method is not None or filters.currency is not None
+        groups = await fetch_all(session, _ROLLUP_TOTALS_SQL, params)
+        customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
+        return _summary(groups, customers, filters.currency or ctx.base_currency)
+
+
+def _summary(
+    groups: list[dict[str, Any]], customers: list[dict[str, Any]], report_currency: str
+) -> PaymentsReceivedSummary:
+    """The summary from the (month, currency, method, bucket) groups and the customer
+    counts (either path)."""
+    in_currency = [g for g in groups if g["currency"].strip() == report_currency]
+    amount = money(sum((g["amount"] for g in in_currency), Decimal(0)))
+    count = sum(g["n"] for g in in_currency)
+    return PaymentsReceivedSummary(
+        total_payments=sum(g["n"] for g in groups),
+        total_amount=amount,
+        average_amount=money(amount / count) if count else None,
+        currency=report_currency,
+        amount_currency=report_currency,
+        payments_in_amount_currency=count,
+        payments_by_method=_count_by(groups, "method"),
+        payments_by_month=dict(sorted(_count_by(groups, "month").items())),
+        payments_by_customer={row["key"]: row["n"] for row in customers},
+        amount_distribution=distribution(
+            money_buckets(*AMOUNT_RANGES, currency=report_currency),
+            [sum(g["n"] for g in in_currency if g["bucket"] == i) for i in range(len(BUCKETS))],
+        ),
+        totals_by_currency=_currency_totals(groups),
+    )
 
 
 def _count_by(groups: list[dict[str, Any]], key: str) -> dict[str, int]:

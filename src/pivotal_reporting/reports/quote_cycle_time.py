@@ -3,27 +3,21 @@
 Rows: quotes decided (accepted, rejected, expired) with ``decided_at`` in
 ``[fromDate, toDate)``; cycle time = ``decided_at - created_at`` in days. Served by the
 covering index ``ix_quotes_organization_id_decided_at`` (migration 0004) and, when only
-the window is filtered, by the rollups (rollups.py) with these facets:
+the window is filtered, by the rollups (reports/rollups/) with these facets:
 
-- ``bins``: ``key1`` status, ``bin`` cycle-time bin; ``n``, ``total``, ``low``, ``high``.
-- ``projects``: ``key1`` project name (the published key), ``key2`` status; ``n``.
+- ``bins``: per ``status`` and cycle-time ``bin``: ``n``, ``total``, ``low``, ``high``.
+- ``projects``: per ``project`` name (the published key) and ``status``: ``n``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.models.business import DECIDED_QUOTE_STATUSES
-from pivotal_reporting.reports.base import (
-    ExportQuery,
-    Report,
-    ReportContext,
-    ReportFilters,
-    fetch_all,
-)
+from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
 from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     DAY_TENTHS_BIN,
@@ -32,7 +26,14 @@ from pivotal_reporting.reports.histogram import (
     category_counts,
     histogram_columns,
 )
-from pivotal_reporting.reports.rollups import Facet, Rollup
+from pivotal_reporting.reports.rollups import (
+    Facet,
+    Rollup,
+    facet_rows,
+    filters_match,
+    plan,
+    range_rows,
+)
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     Days,
@@ -40,6 +41,7 @@ from pivotal_reporting.reports.schemas import (
     SummaryResponse,
     distribution,
 )
+from pivotal_reporting.reports.source import ExportRows, Source, Window
 from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     Conditions,
@@ -81,46 +83,39 @@ class QuoteCycleTimeResponse(SummaryResponse[QuoteCycleTimeFilters, QuoteCycleTi
     """``GET /v1/reports/summary/quote-cycle-time``."""
 
 
-def _conditions(ctx: ReportContext, filters: QuoteCycleTimeFilters) -> Conditions:
-    where = Conditions(params={"org": ctx.organization_id})
-    where.when(filters.from_date, "q.decided_at >= %(from_date)s", "from_date")
-    where.when(filters.to_date, "q.decided_at < %(to_date)s", "to_date")
-    where.when(filters.customer_id, "q.customer_id = %(customer_id)s", "customer_id")
-    where.when(filters.project_id, "q.project_id = %(project_id)s", "project_id")
-    where.when(filters.status, "q.status = %(status)s", "status")
-    add_duration_bucket(
-        where,
-        filters.cycle_time_bucket,
-        name="cycle_time_bucket",
-        seconds=_SECONDS,
-        width=DAY_TENTHS_BIN,
-        buckets=BUCKETS,
-        unit=SECONDS_PER_DAY,
-        negatives_excluded=False,  # the summary's first bucket holds any negative too
+SOURCE = Source("quotes", "q", only="q.decided_at IS NOT NULL")
+
+
+def _bins_sql(where: Conditions) -> str:
+    """One hash aggregate over the window: a histogram of cycle times (histogram.py)
+    with the status counts alongside."""
+    statuses = ", ".join(
+        f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES
     )
-    return where
-
-
-_ROWS = "FROM quotes q WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL"
-
-# One hash aggregate over the window: a histogram of cycle times (see
-# histogram.py) with the status counts alongside.
-_BINS_SQL = f"""
-SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")},
-       {", ".join(f"count(*) FILTER (WHERE status = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)}
-FROM (SELECT q.status, {_SECONDS} AS s {_ROWS} {{conditions}} OFFSET 0) AS decided
+    return f"""
+SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")}, {statuses}
+FROM (SELECT q.status, {_SECONDS} AS s {SOURCE.rows(where)} OFFSET 0) AS decided
 GROUP BY 1
-"""
+"""  # noqa: S608 -- constants and bound parameters
 
-_BY_PROJECT_SQL = f"""
+
+def _by_project_sql(where: Conditions) -> str:
+    return f"""
 SELECT coalesce(p.name, '{NO_PROJECT}') AS key, sum(g.n)::bigint AS n
-FROM (SELECT q.project_id, count(*) AS n {_ROWS} {{conditions}} GROUP BY q.project_id) AS g
+FROM (SELECT q.project_id, count(*) AS n {SOURCE.rows(where)} GROUP BY q.project_id) AS g
 LEFT JOIN projects p ON p.organization_id = %(org)s AND p.id = g.project_id
 GROUP BY 1 ORDER BY 1
-"""
+"""  # noqa: S608 -- constants and bound parameters
 
-_RANGE_ROWS = """FROM {ranges} AS r
-JOIN quotes q ON q.organization_id = %(org)s AND q.decided_at >= r.lo AND q.decided_at < r.hi"""
+
+def _decided(ranges: str) -> str:
+    """The decided quotes in each range of ``decided_at``."""
+    return range_rows(
+        ranges,
+        "quotes q",
+        "q.organization_id = %(org)s AND q.decided_at >= r.lo AND q.decided_at < r.hi",
+    )
+
 
 ROLLUP = Rollup(
     report_type="quote_cycle_time",
@@ -130,78 +125,55 @@ ROLLUP = Rollup(
     facets=(
         Facet(
             "bins",
-            ("key1", "bin", "n", "total", "low", "high"),
-            f"""
-    SELECT r.period, q.status AS key1, {bin_sql(_SECONDS, DAY_TENTHS_BIN)} AS bin,
+            lambda ranges: (
+                f"""
+    SELECT r.period, q.status AS status, {bin_sql(_SECONDS, DAY_TENTHS_BIN)} AS bin,
            {histogram_columns(_SECONDS)}
-    {_RANGE_ROWS}
-    GROUP BY r.period, q.status, 3""",
+    {_decided(ranges)}
+    GROUP BY r.period, q.status, 3"""
+            ),
+            stored={
+                "status": "key1",
+                "bin": "bin",
+                "n": "n",
+                "total": "total",
+                "low": "low",
+                "high": "high",
+            },
         ),
         Facet(
             "projects",
-            ("key1", "key2", "n"),
-            f"""
-    SELECT r.period, coalesce(p.name, '{NO_PROJECT}') AS key1, q.status AS key2, count(*) AS n
-    {_RANGE_ROWS}
+            lambda ranges: (
+                f"""
+    SELECT r.period, coalesce(p.name, '{NO_PROJECT}') AS project, q.status AS status,
+           count(*) AS n
+    {_decided(ranges)}
     LEFT JOIN projects p ON p.organization_id = %(org)s AND p.id = q.project_id
-    GROUP BY r.period, 2, 3""",
+    GROUP BY r.period, 2, 3"""
+            ),
+            stored={"project": "key1", "status": "key2", "n": "n"},
             daily=True,
         ),
     ),
 )
 
-_STATUS_IS = "(%(status)s::text IS NULL OR {key} = %(status)s)"  # the status filter, if any
+_STATUS_WANTED = filters_match("status")  # the status filter, if any
 
 _ROLLUP_BINS_SQL = f"""
 SELECT bin, sum(n)::bigint AS n, sum(total) AS total, min(low) AS low, max(high) AS high,
-       {", ".join(f"sum(n) FILTER (WHERE key1 = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)}
-FROM ({ROLLUP.rows("bins", _STATUS_IS.format(key="key1"))}) AS g
+       {", ".join(f"sum(n) FILTER (WHERE status = '{s}') AS {s}" for s in DECIDED_QUOTE_STATUSES)}
+FROM ({facet_rows(ROLLUP, "bins", _STATUS_WANTED)}) AS g
 GROUP BY bin
-"""
+"""  # noqa: S608 -- constants and bound parameters
 
 _ROLLUP_BY_PROJECT_SQL = f"""
-SELECT key1 AS key, sum(n)::bigint AS n
-FROM ({ROLLUP.rows("projects", _STATUS_IS.format(key="key2"))}) AS g
-GROUP BY key1 ORDER BY key1
-"""
-
-EXPORT_COLUMNS = (
-    "quote_id",
-    "quote_number",
-    "customer_id",
-    "customer_name",
-    "project_id",
-    "project_name",
-    "status",
-    "currency",
-    "total_amount",
-    "created_at",
-    "sent_at",
-    "decided_at",
-    "cycle_time_days",
-)
-
-# CHECK-constrained vocabularies and server-formatted instants: never user text.
-CLOSED_TEXT_COLUMNS = frozenset({"status", "currency", "created_at", "sent_at", "decided_at"})
-
-_EXPORT_SQL = f"""
-SELECT q.id AS quote_id, q.quote_number AS quote_number,
-       q.customer_id AS customer_id, c.name AS customer_name,
-       q.project_id AS project_id, p.name AS project_name,
-       q.status, q.currency, q.total_amount,
-       {iso_utc("q.created_at")} AS created_at, {iso_utc("q.sent_at")} AS sent_at,
-       {iso_utc("q.decided_at")} AS decided_at,
-       {rounded_seconds(_SECONDS, unit=SECONDS_PER_DAY, places=4)} AS cycle_time_days
-FROM quotes q
-JOIN customers c ON c.organization_id = q.organization_id AND c.id = q.customer_id
-LEFT JOIN projects p ON p.organization_id = q.organization_id AND p.id = q.project_id
-WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL {{conditions}}
-ORDER BY q.decided_at, q.id
-"""
-_EXPORT_COUNT_SQL = "SELECT count(*) FROM quotes q WHERE q.organization_id = %(org)s AND q.decided_at IS NOT NULL {conditions}"
+SELECT project AS key, sum(n)::bigint AS n
+FROM ({facet_rows(ROLLUP, "projects", _STATUS_WANTED)}) AS g
+GROUP BY project ORDER BY project
+"""  # noqa: S608 -- constants and bound parameters
 
 
-class QuoteCycleTimeReport(Report):
+class QuoteCycleTimeReport(Report[QuoteCycleTimeFilters]):
     report_type = "quote_cycle_time"
     path = "quote-cycle-time"
     title = "Quote cycle time: days from creation to decision"
@@ -209,59 +181,90 @@ class QuoteCycleTimeReport(Report):
     summary_model = QuoteCycleTimeSummary
     response_model = QuoteCycleTimeResponse
     references = {"customer_id": "customers", "project_id": "projects"}
+    source = SOURCE
+    window = Window("q.decided_at")
+    equals = {"customer_id": "q.customer_id", "project_id": "q.project_id", "status": "q.status"}
+    export = ExportRows(
+        columns=(
+            ("quote_id", "q.id"),
+            ("quote_number", "q.quote_number"),
+            ("customer_id", "q.customer_id"),
+            ("customer_name", "c.name"),
+            ("project_id", "q.project_id"),
+            ("project_name", "p.name"),
+            ("status", "q.status"),
+            ("currency", "q.currency"),
+            ("total_amount", "q.total_amount"),
+            ("created_at", iso_utc("q.created_at")),
+            ("sent_at", iso_utc("q.sent_at")),
+            ("decided_at", iso_utc("q.decided_at")),
+            ("cycle_time_days", rounded_seconds(_SECONDS, unit=SECONDS_PER_DAY, places=4)),
+        ),
+        joins="""
+JOIN customers c ON c.organization_id = q.organization_id AND c.id = q.customer_id
+LEFT JOIN projects p ON p.organization_id = q.organization_id AND p.id = q.project_id""",
+        order_by="q.decided_at, q.id",
+        # CHECK-constrained vocabularies and server-formatted instants: never user text.
+        closed_text=frozenset({"status", "currency", "created_at", "sent_at", "decided_at"}),
+    )
 
-    def reads_rollup(self, filters: ReportFilters) -> bool:
-        assert isinstance(filters, QuoteCycleTimeFilters)
+    def narrow(self, where: Conditions, ctx: ReportContext, filters: QuoteCycleTimeFilters) -> None:
+        add_duration_bucket(
+            where,
+            filters.cycle_time_bucket,
+            name="cycle_time_bucket",
+            seconds=_SECONDS,
+            width=DAY_TENTHS_BIN,
+            buckets=BUCKETS,
+            unit=SECONDS_PER_DAY,
+            negatives_excluded=False,  # the summary's first bucket holds any negative too
+        )
+
+    def reads_rollup(self, filters: QuoteCycleTimeFilters) -> bool:
         return (
             filters.customer_id is None
             and filters.project_id is None
             and filters.cycle_time_bucket is None
         )
 
-    def depends_on_now(self, filters: ReportFilters) -> bool:
+    def depends_on_now(self, filters: QuoteCycleTimeFilters) -> bool:
         return False  # decided quotes only: no "now" in any figure
 
-    async def summarize(
-        self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
+    async def summarize_from_rows(
+        self, session: AsyncSession, ctx: ReportContext, filters: QuoteCycleTimeFilters
     ) -> QuoteCycleTimeSummary:
-        assert isinstance(filters, QuoteCycleTimeFilters)
-        if self.reads_rollup(filters):
-            plan = await ROLLUP.plan(session, ctx, filters.from_date, filters.to_date)
-            params = {
-                "org": ctx.organization_id,
-                "tz": ctx.timezone,
-                "status": filters.status,
-                **plan.params,
-            }
-            bins = await fetch_all(session, _ROLLUP_BINS_SQL, params)
-            projects = await fetch_all(session, _ROLLUP_BY_PROJECT_SQL, params)
-        else:
-            where = _conditions(ctx, filters)
-            bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
-            projects = await fetch_all(
-                session, _BY_PROJECT_SQL.format(conditions=where.sql), where.params
-            )
-        cycle = Histogram.from_rows(bins, DAY_TENTHS_BIN)
-        return QuoteCycleTimeSummary(
-            total_quotes=cycle.count,
-            average_cycle_time_days=cycle.average(SECONDS_PER_DAY),
-            median_cycle_time_days=cycle.median(SECONDS_PER_DAY),
-            min_cycle_time_days=cycle.minimum(SECONDS_PER_DAY),
-            max_cycle_time_days=cycle.maximum(SECONDS_PER_DAY),
-            quotes_by_status=category_counts(bins, DECIDED_QUOTE_STATUSES),
-            quotes_by_project={row["key"]: row["n"] for row in projects},
-            cycle_time_distribution=distribution(
-                BUCKETS, cycle.bucket_counts(BUCKETS, SECONDS_PER_DAY)
-            ),
-        )
+        where = self.conditions(ctx, filters)
+        bins = await fetch_all(session, _bins_sql(where), where.params)
+        projects = await fetch_all(session, _by_project_sql(where), where.params)
+        return _summary(bins, projects)
 
-    def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:
-        assert isinstance(filters, QuoteCycleTimeFilters)
-        where = _conditions(ctx, filters)
-        return ExportQuery(
-            sql=_EXPORT_SQL.format(conditions=where.sql),
-            params=where.params,
-            columns=EXPORT_COLUMNS,
-            closed_text_columns=CLOSED_TEXT_COLUMNS,
-            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
-        )
+    async def summarize_from_rollup(
+        self, session: AsyncSession, ctx: ReportContext, filters: QuoteCycleTimeFilters
+    ) -> QuoteCycleTimeSummary:
+        window = await plan(session, ROLLUP, ctx, filters.from_date, filters.to_date)
+        params = {
+            "org": ctx.organization_id,
+            "tz": ctx.timezone,
+            "status": filters.status,
+            **window.params,
+        }
+        bins = await fetch_all(session, _ROLLUP_BINS_SQL, params)
+        projects = await fetch_all(session, _ROLLUP_BY_PROJECT_SQL, params)
+        return _summary(bins, projects)
+
+
+def _summary(bins: list[dict[str, Any]], projects: list[dict[str, Any]]) -> QuoteCycleTimeSummary:
+    """The summary from the histogram rows and the project counts (either path)."""
+    cycle = Histogram.from_rows(bins, DAY_TENTHS_BIN)
+    return QuoteCycleTimeSummary(
+        total_quotes=cycle.count,
+        average_cycle_time_days=cycle.average(SECONDS_PER_DAY),
+        median_cycle_time_days=cycle.median(SECONDS_PER_DAY),
+        min_cycle_time_days=cycle.minimum(SECONDS_PER_DAY),
+        max_cycle_time_days=cycle.maximum(SECONDS_PER_DAY),
+        quotes_by_status=category_counts(bins, DECIDED_QUOTE_STATUSES),
+        quotes_by_project={row["key"]: row["n"] for row in projects},
+        cycle_time_distribution=distribution(
+            BUCKETS, cycle.bucket_counts(BUCKETS, SECONDS_PER_DAY)
+        ),
+    )

@@ -1,5 +1,7 @@
-"""Keeping the monthly rollups fresh (rollups.py): on the queue every minute, after a
-demo load, and from the CLI (``pivotal-reporting rollups refresh``).
+"""Keeping every report's rollups fresh (the catalog, ``registry.ROLLUPS``): on the queue
+every minute (``tasks.py``), after a demo load, and from the CLI (``pivotal-reporting
+rollups refresh``). It lives beside the registry, not in ``rollups/``: the rollups
+package knows how to build one rollup, the registry knows which rollups there are.
 
 A month that is not refreshed yet is read from the source rows, so these only decide
 how fast summaries are, never what they say.
@@ -14,7 +16,7 @@ from sqlalchemy import text
 
 from pivotal_reporting.db import Database
 from pivotal_reporting.reports.registry import ROLLUPS
-from pivotal_reporting.reports.rollups import refresh_rollups
+from pivotal_reporting.reports.rollups.build import refresh_rollups
 
 
 async def refresh_all(
@@ -43,12 +45,13 @@ async def rebuild_all(database: Database, organization_ids: Sequence[str]) -> Ma
                 )
         for table in ("report_rollups", "rollup_periods", "rollup_changes"):
             await session.execute(
-                text(f"DELETE FROM {table} WHERE organization_id = ANY(:orgs)"), orgs
+                text(f"DELETE FROM {table} WHERE organization_id = ANY(:orgs)"),  # noqa: S608 -- reviewed: constants only, values are bound
+                orgs,
             )
         for rollup in ROLLUPS:
             await session.execute(
                 text(
-                    "INSERT INTO rollup_changes (organization_id, report_type, day) "
+                    "INSERT INTO rollup_changes (organization_id, report_type, day) "  # noqa: S608 -- reviewed: constants only, values are bound
                     f"SELECT DISTINCT organization_id, :report, {rollup.source_day} "
                     f"FROM {rollup.source} WHERE organization_id = ANY(:orgs) "
                     f"AND {rollup.source_day} IS NOT NULL"

@@ -1,12 +1,13 @@
 """The report catalog: ``report_type`` → the one instance that computes it.
 
-Adding a report is one module and one line here; the summary routes and the export
+Adding a report is one module and one line here (docs/adding-a-report.md); the summary routes and the export
 engine both read this mapping.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Any
 
 from pivotal_reporting.reports.base import Report
 from pivotal_reporting.reports.invoice_settlement_time import ROLLUP as INVOICE_ROLLUP
@@ -19,7 +20,7 @@ from pivotal_reporting.reports.rollups import Rollup
 from pivotal_reporting.reports.time_approvals import ROLLUP as TIME_ROLLUP
 from pivotal_reporting.reports.time_approvals import TimeApprovalsReport
 
-REPORTS: MappingProxyType[str, Report] = MappingProxyType(
+REPORTS: MappingProxyType[str, Report[Any]] = MappingProxyType(
     {
         report.report_type: report
         for report in (
@@ -31,11 +32,11 @@ REPORTS: MappingProxyType[str, Report] = MappingProxyType(
     }
 )
 
-# The monthly rollups (rollups.py) that ``refresh_rollups`` maintains.
+# The rollups (reports/rollups/) that ``refresh_rollups`` maintains.
 ROLLUPS: tuple[Rollup, ...] = (QUOTE_ROLLUP, INVOICE_ROLLUP, PAYMENT_ROLLUP, TIME_ROLLUP)
 
 
-def get_report(report_type: str) -> Report:
+def get_report(report_type: str) -> Report[Any]:
     """The report registered as ``report_type``; ``LookupError`` when there is none."""
     try:
         return REPORTS[report_type]
@@ -43,6 +44,6 @@ def get_report(report_type: str) -> Report:
         raise LookupError(f"unknown report type {report_type!r}") from None
 
 
-def all_reports() -> tuple[Report, ...]:
+def all_reports() -> tuple[Report[Any], ...]:
     """Every registered report, in registration order."""
     return tuple(REPORTS.values())

@@ -34,7 +34,7 @@ TUNE_TRANSACTION = (
 async def generate_summary(
     database: Database,
     principal: Principal,
-    report: Report,
+    report: Report[Any],
     filters: ReportFilters,
     *,
     customer_limit: int | None = None,

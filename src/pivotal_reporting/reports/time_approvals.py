@@ -6,13 +6,14 @@ counts from the first instant of its local day in the organization's time zone,
 approved entries (a negative one is left out of the approval-time figures and counted in
 ``negativeApprovalTimes``); a pending approval is a submitted entry, its age
 ``now - submitted_at``. Served by
-``ix_time_entries_organization_id_work_date`` (0004) and, when only the window is
-filtered, by the rollups (rollups.py) with these facets:
+``ix_time_entries_organization_id_work_date`` (0004) and, when only the window (or the
+status) is filtered, by the rollups (reports/rollups/) with these facets:
 
-- ``bins``: ``key1`` status, ``flag`` billable, ``bin`` approval-latency bin (NULL: no
-  latency); ``n`` entries, ``total``/``low``/``high`` latency seconds, ``amount`` hours.
-- ``projects`` / ``users``: ``key1`` project name / user display name, ``key2`` status;
-  ``n``, ``amount`` hours.
+- ``hours``: per ``status`` and ``billable``: ``n`` entries, ``hours``.
+- ``latency`` (hour-wide bins) and ``latency_fine`` (0.05 h): per approval-latency
+  ``bin`` of approved entries: ``n``, ``total``, ``low``, ``high`` (seconds).
+- ``projects`` / ``users``: per ``project_name`` / ``user_name`` (display name) and
+  ``status``: ``n``, ``hours``.
 
 Pending approvals depend on "now", so they are always read from the rows (the partial
 index ``ix_time_entries_organization_id_work_date_submitted``, 0007).
@@ -27,13 +28,7 @@ from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.models.business import TIME_ENTRY_STATUSES
-from pivotal_reporting.reports.base import (
-    ExportQuery,
-    Report,
-    ReportContext,
-    ReportFilters,
-    fetch_all,
-)
+from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
 from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
     HOUR_TENTHS_BIN,
@@ -43,7 +38,14 @@ from pivotal_reporting.reports.histogram import (
     median_ranks,
     split_negative,
 )
-from pivotal_reporting.reports.rollups import Facet, Rollup
+from pivotal_reporting.reports.rollups import (
+    Facet,
+    Rollup,
+    facet_rows,
+    filters_match,
+    plan,
+    range_rows,
+)
 from pivotal_reporting.reports.schemas import (
     CamelModel,
     Days,
@@ -53,12 +55,12 @@ from pivotal_reporting.reports.schemas import (
     distribution,
     money,
 )
+from pivotal_reporting.reports.source import ExportRows, Source, Window
 from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     SECONDS_PER_HOUR,
     Conditions,
     day_buckets,
-    first_date_from,
     iso_utc,
     rounded_seconds,
 )
@@ -121,51 +123,31 @@ class TimeApprovalsResponse(SummaryResponse[TimeApprovalsFilters, TimeApprovalsS
     """``GET /v1/reports/summary/time-approvals``."""
 
 
-def _conditions(ctx: ReportContext, filters: TimeApprovalsFilters) -> Conditions:
-    where = Conditions(params={"org": ctx.organization_id, "now_epoch": ctx.now.timestamp()})
-    if filters.from_date is not None:
-        where.add(
-            "t.work_date >= %(from_day)s", from_day=first_date_from(filters.from_date, ctx.timezone)
-        )
-    if filters.to_date is not None:
-        where.add("t.work_date < %(to_day)s", to_day=first_date_from(filters.to_date, ctx.timezone))
-    where.when(filters.user_id, "t.user_id = %(user_id)s", "user_id")
-    where.when(filters.project_id, "t.project_id = %(project_id)s", "project_id")
-    where.when(filters.status, "t.status = %(status)s", "status")
-    add_duration_bucket(
-        where,
-        filters.approval_time_bucket,
-        name="approval_time_bucket",
-        seconds=_APPROVED_LATENCY,
-        width=HOUR_TENTHS_BIN,
-        buckets=BUCKETS,
-        unit=SECONDS_PER_DAY,
-        negatives_excluded=True,
-    )
-    return where
+SOURCE = Source("time_entries", "t")
 
 
-_ROWS = "FROM time_entries t WHERE t.organization_id = %(org)s"
-
-
-# One hash aggregate: the approval-latency histogram (histogram.py, 0.05 h
-# bins so tenths of hours and of days both round exactly) with the hours and the
-# pending approvals alongside; the NULL bin holds the entries without a latency.
-_BINS_SQL = f"""
+def _bins_sql(where: Conditions) -> str:
+    """One hash aggregate: the approval-latency histogram (histogram.py, 0.05 h bins so
+    tenths of hours and of days both round exactly) with the hours and the pending
+    approvals alongside; the NULL bin holds the entries without a latency."""
+    return f"""
 SELECT {bin_sql("latency", HOUR_TENTHS_BIN)} AS bin, status, billable, {histogram_columns("latency")},
        count(*) AS entries, sum(hours) AS hours,
        sum(pending_age) AS pending_age, max(pending_age) AS oldest_pending
 FROM (SELECT t.status, t.hours, t.billable,
              {_APPROVED_LATENCY} AS latency,
              CASE WHEN t.status = 'submitted' THEN {_PENDING_AGE} END AS pending_age
-      {_ROWS} {{conditions}} OFFSET 0) AS worked
+      {SOURCE.rows(where)} OFFSET 0) AS worked
 GROUP BY 1, 2, 3
-"""
+"""  # noqa: S608 -- constants and bound parameters
 
-_GROUPS_SQL = f"""
+
+def _groups_sql(where: Conditions) -> str:
+    """Hours per project name and per user display name."""
+    return f"""
 WITH g AS (
     SELECT t.project_id, t.user_id, sum(t.hours) AS hours
-    {_ROWS} {{conditions}}
+    {SOURCE.rows(where)}
     GROUP BY GROUPING SETS ((t.project_id), (t.user_id))
 )
 SELECT 'project' AS kind, p.name AS key, sum(g.hours) AS hours FROM g
@@ -176,35 +158,48 @@ SELECT 'user', u.display_name, sum(g.hours) FROM g
 JOIN users u ON u.organization_id = %(org)s AND u.id = g.user_id
 GROUP BY u.display_name
 ORDER BY 1, 2
-"""
-
-_RANGE_ROWS = """FROM {ranges} AS r
-JOIN time_entries t ON t.organization_id = %(org)s AND t.work_date >= r.lo AND t.work_date < r.hi"""
+"""  # noqa: S608 -- constants and bound parameters
 
 
-def _named_hours(facet: str, join: str, name: str) -> Facet:
+def _worked(ranges: str) -> str:
+    """The time entries in each range of ``work_date``."""
+    return range_rows(
+        ranges,
+        "time_entries t",
+        "t.organization_id = %(org)s AND t.work_date >= r.lo AND t.work_date < r.hi",
+    )
+
+
+def _named_hours(facet: str, join: str, expression: str, name: str) -> Facet:
+    """Entries and hours per name (``expression``, from ``join``) and status."""
     return Facet(
         facet,
-        ("key1", "key2", "n", "amount"),
-        f"""
-    SELECT r.period, {name} AS key1, t.status AS key2, count(*) AS n, sum(t.hours) AS amount
-    {_RANGE_ROWS}
+        lambda ranges: (
+            f"""
+    SELECT r.period, {expression} AS {name}, t.status AS status, count(*) AS n,
+           sum(t.hours) AS hours
+    {_worked(ranges)}
     {join}
-    GROUP BY r.period, {name}, t.status""",
+    GROUP BY r.period, {expression}, t.status"""
+        ),
+        stored={name: "key1", "status": "key2", "n": "n", "hours": "amount"},
         daily=True,
     )
 
 
 def _latency_bins(facet: str, width: int, *, daily: bool) -> Facet:
+    """The approval-latency histogram of approved entries, in bins of ``width`` seconds."""
     return Facet(
         facet,
-        ("bin", "n", "total", "low", "high"),
-        f"""
+        lambda ranges: (
+            f"""
     SELECT period, {bin_sql("latency", width)} AS bin, {histogram_columns("latency")}
     FROM (SELECT r.period, {_LATENCY} AS latency
-          {_RANGE_ROWS} AND t.status = 'approved') AS approved
+          {_worked(ranges)} AND t.status = 'approved') AS approved
     WHERE latency IS NOT NULL
-    GROUP BY 1, 2""",
+    GROUP BY 1, 2"""  # noqa: S608 -- reviewed: constants only, values are bound
+        ),
+        stored={"bin": "bin", "n": "n", "total": "total", "low": "low", "high": "high"},
         daily=daily,
     )
 
@@ -217,11 +212,14 @@ ROLLUP = Rollup(
     facets=(
         Facet(
             "hours",
-            ("key1", "flag", "n", "amount"),
-            f"""
-    SELECT r.period, t.status AS key1, t.billable AS flag, count(*) AS n, sum(t.hours) AS amount
-    {_RANGE_ROWS}
-    GROUP BY r.period, t.status, t.billable""",
+            lambda ranges: (
+                f"""
+    SELECT r.period, t.status AS status, t.billable AS billable, count(*) AS n,
+           sum(t.hours) AS hours
+    {_worked(ranges)}
+    GROUP BY r.period, t.status, t.billable"""
+            ),
+            stored={"status": "key1", "billable": "flag", "n": "n", "hours": "amount"},
             daily=True,
         ),
         # Hour-wide bins for every latency figure but the median, which reads the
@@ -232,94 +230,65 @@ ROLLUP = Rollup(
             "projects",
             "JOIN projects p ON p.organization_id = %(org)s AND p.id = t.project_id",
             "p.name",
+            "project_name",
         ),
         _named_hours(
             "users",
             "JOIN users u ON u.organization_id = %(org)s AND u.id = t.user_id",
             "u.display_name",
+            "user_name",
         ),
     ),
 )
 
-_STATUS_IS = "(%(status)s::text IS NULL OR {key} = %(status)s)"  # the status filter, if any
+_STATUS_WANTED = filters_match("status")  # the status filter, if any
 
-# The rows _BINS_SQL gives without its latency columns: entries and hours per status and
+# The rows _bins_sql gives without its latency columns: entries and hours per status and
 # billable, plus one row with the pending ages (read from the rows).
 _ROLLUP_HOURS_SQL = f"""
-SELECT NULL::int AS bin, key1 AS status, flag AS billable, sum(n)::bigint AS entries,
-       sum(amount) AS hours, NULL::float8 AS pending_age, NULL::float8 AS oldest_pending
-FROM ({ROLLUP.rows("hours", _STATUS_IS.format(key="key1"))}) AS g
+SELECT NULL::int AS bin, status, billable, sum(n)::bigint AS entries,
+       sum(hours) AS hours, NULL::float8 AS pending_age, NULL::float8 AS oldest_pending
+FROM ({facet_rows(ROLLUP, "hours", _STATUS_WANTED)}) AS g
 GROUP BY 2, 3
 UNION ALL
 SELECT NULL, 'submitted', NULL, 0, 0, sum(age), max(age)
 FROM (SELECT {_PENDING_AGE} AS age
       FROM time_entries t
       WHERE t.organization_id = %(org)s AND t.status = 'submitted'
-        AND {_STATUS_IS.format(key="'submitted'")}
+        AND {filters_match(status="'submitted'")}
         AND (%(from_day)s::date IS NULL OR t.work_date >= %(from_day)s::date)
         AND (%(to_day)s::date IS NULL OR t.work_date < %(to_day)s::date)) AS pending
-"""
+"""  # noqa: S608 -- a facet's reviewed SQL
 
 # Latency facets hold approved entries only.
-_APPROVED_WANTED = _STATUS_IS.replace("{key}", "'approved'")
+_APPROVED_WANTED = filters_match(status="'approved'")
 
-_ROLLUP_LATENCY_SQL = """
+
+def _latency_sql(facet: str, where: str) -> str:
+    """A latency facet's bins (``where``: a condition on its columns)."""
+    return f"""
 SELECT bin, sum(n)::bigint AS n, sum(total) AS total, min(low) AS low, max(high) AS high
-FROM ({rows}) AS g
+FROM ({facet_rows(ROLLUP, facet, where)}) AS g
 GROUP BY bin
-"""
+"""  # noqa: S608 -- a facet's reviewed SQL
+
+
+_ROLLUP_LATENCY_SQL = _latency_sql("latency", _APPROVED_WANTED)
+_ROLLUP_FINE_LATENCY_SQL = _latency_sql(
+    "latency_fine", f"bin >= %(fine_lo)s AND bin < %(fine_hi)s AND {_APPROVED_WANTED}"
+)
 
 _ROLLUP_GROUPS_SQL = f"""
-SELECT 'project' AS kind, key1 AS key, sum(amount) AS hours
-FROM ({ROLLUP.rows("projects", _STATUS_IS.format(key="key2"))}) AS g GROUP BY key1
+SELECT 'project' AS kind, project_name AS key, sum(hours) AS hours
+FROM ({facet_rows(ROLLUP, "projects", _STATUS_WANTED)}) AS g GROUP BY project_name
 UNION ALL
-SELECT 'user', key1, sum(amount)
-FROM ({ROLLUP.rows("users", _STATUS_IS.format(key="key2"))}) AS g GROUP BY key1
+SELECT 'user', user_name, sum(hours)
+FROM ({facet_rows(ROLLUP, "users", _STATUS_WANTED)}) AS g GROUP BY user_name
 ORDER BY 1, 2
-"""
-
-EXPORT_COLUMNS = (
-    "time_entry_id",
-    "user_id",
-    "user_name",
-    "project_id",
-    "project_name",
-    "work_date",
-    "hours",
-    "billable",
-    "status",
-    "submitted_at",
-    "approved_at",
-    "rejected_at",
-    "approved_by",
-    "approval_time_hours",
-    "approval_time_days",
-)
-
-# CHECK-constrained vocabularies and server-formatted instants: never user text.
-CLOSED_TEXT_COLUMNS = frozenset({"status", "submitted_at", "approved_at", "rejected_at"})
-
-_EXPORT_SQL = f"""
-SELECT t.id AS time_entry_id,
-       t.user_id AS user_id, u.display_name AS user_name,
-       t.project_id AS project_id, p.name AS project_name,
-       t.work_date, t.hours, t.billable, t.status,
-       {iso_utc("t.submitted_at")} AS submitted_at, {iso_utc("t.approved_at")} AS approved_at,
-       {iso_utc("t.rejected_at")} AS rejected_at, t.approved_by AS approved_by,
-       {rounded_seconds(_LATENCY, unit=SECONDS_PER_HOUR, places=2)} AS approval_time_hours,
-       {rounded_seconds(_LATENCY, unit=SECONDS_PER_DAY, places=4)} AS approval_time_days
-FROM time_entries t
-JOIN users u ON u.organization_id = t.organization_id AND u.id = t.user_id
-JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id
-WHERE t.organization_id = %(org)s {{conditions}}
-ORDER BY t.work_date, t.id
-"""
-_EXPORT_COUNT_SQL = (
-    "SELECT count(*) FROM time_entries t WHERE t.organization_id = %(org)s {conditions}"
-)
+"""  # noqa: S608 -- a facet's reviewed SQL
 
 
-class TimeApprovalsReport(Report):
+class TimeApprovalsReport(Report[TimeApprovalsFilters]):
     report_type = "time_approvals"
     path = "time-approvals"
     title = "Time approvals: hours by status, approval latency, pending approvals"
@@ -327,70 +296,115 @@ class TimeApprovalsReport(Report):
     summary_model = TimeApprovalsSummary
     response_model = TimeApprovalsResponse
     references = {"user_id": "users", "project_id": "projects"}
+    source = SOURCE
+    window = Window("t.work_date", calendar=True)
+    equals = {"user_id": "t.user_id", "project_id": "t.project_id", "status": "t.status"}
+    export = ExportRows(
+        columns=(
+            ("time_entry_id", "t.id"),
+            ("user_id", "t.user_id"),
+            ("user_name", "u.display_name"),
+            ("project_id", "t.project_id"),
+            ("project_name", "p.name"),
+            ("work_date", "t.work_date"),
+            ("hours", "t.hours"),
+            ("billable", "t.billable"),
+            ("status", "t.status"),
+            ("submitted_at", iso_utc("t.submitted_at")),
+            ("approved_at", iso_utc("t.approved_at")),
+            ("rejected_at", iso_utc("t.rejected_at")),
+            ("approved_by", "t.approved_by"),
+            ("approval_time_hours", rounded_seconds(_LATENCY, unit=SECONDS_PER_HOUR, places=2)),
+            ("approval_time_days", rounded_seconds(_LATENCY, unit=SECONDS_PER_DAY, places=4)),
+        ),
+        joins="""
+JOIN users u ON u.organization_id = t.organization_id AND u.id = t.user_id
+JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id""",
+        order_by="t.work_date, t.id",
+        # CHECK-constrained vocabularies and server-formatted instants: never user text.
+        closed_text=frozenset({"status", "submitted_at", "approved_at", "rejected_at"}),
+    )
 
-    def reads_rollup(self, filters: ReportFilters) -> bool:
-        assert isinstance(filters, TimeApprovalsFilters)
+    def params(self, ctx: ReportContext, filters: TimeApprovalsFilters) -> dict[str, Any]:
+        return {"org": ctx.organization_id, "now_epoch": ctx.now.timestamp()}
+
+    def narrow(self, where: Conditions, ctx: ReportContext, filters: TimeApprovalsFilters) -> None:
+        add_duration_bucket(
+            where,
+            filters.approval_time_bucket,
+            name="approval_time_bucket",
+            seconds=_APPROVED_LATENCY,
+            width=HOUR_TENTHS_BIN,
+            buckets=BUCKETS,
+            unit=SECONDS_PER_DAY,
+            negatives_excluded=True,
+        )
+
+    def reads_rollup(self, filters: TimeApprovalsFilters) -> bool:
         return (
             filters.user_id is None
             and filters.project_id is None
             and filters.approval_time_bucket is None
         )
 
-    async def summarize(
-        self, session: AsyncSession, ctx: ReportContext, filters: ReportFilters
+    async def summarize_from_rows(
+        self, session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
     ) -> TimeApprovalsSummary:
-        assert isinstance(filters, TimeApprovalsFilters)
-        if self.reads_rollup(filters):
-            bins, groups, latency, medians, negative = await _from_rollup(session, ctx, filters)
-        else:
-            where = _conditions(ctx, filters)
-            bins = await fetch_all(session, _BINS_SQL.format(conditions=where.sql), where.params)
-            groups = await fetch_all(
-                session, _GROUPS_SQL.format(conditions=where.sql), where.params
-            )
-            timed, negative = split_negative(bins)
-            latency = Histogram.from_rows(timed, HOUR_TENTHS_BIN)
-            medians = (latency.median(SECONDS_PER_HOUR), latency.median(SECONDS_PER_DAY))
-        hours = _hour_totals(bins)
-        return TimeApprovalsSummary(
-            total_entries=sum(b["entries"] for b in bins),
-            total_hours=hours["total"],
-            billable_hours=hours["billable"],
-            non_billable_hours=hours["total"] - hours["billable"],
-            entries_by_status={s: _entries(bins, s) for s in TIME_ENTRY_STATUSES},
-            hours_by_status={s: hours[s] for s in TIME_ENTRY_STATUSES},
-            approved_entries=latency.count,
-            negative_approval_times=negative,
-            average_approval_time_hours=latency.average(SECONDS_PER_HOUR),
-            median_approval_time_hours=medians[0],
-            min_approval_time_hours=latency.minimum(SECONDS_PER_HOUR),
-            max_approval_time_hours=latency.maximum(SECONDS_PER_HOUR),
-            average_approval_time_days=latency.average(SECONDS_PER_DAY),
-            median_approval_time_days=medians[1],
-            min_approval_time_days=latency.minimum(SECONDS_PER_DAY),
-            max_approval_time_days=latency.maximum(SECONDS_PER_DAY),
-            approval_time_distribution=distribution(
-                BUCKETS, latency.bucket_counts(BUCKETS, SECONDS_PER_DAY)
-            ),
-            **_pending(bins, hours),
-            hours_by_project={r["key"]: r["hours"] for r in groups if r["kind"] == "project"},
-            hours_by_user={r["key"]: r["hours"] for r in groups if r["kind"] == "user"},
-        )
+        where = self.conditions(ctx, filters)
+        bins = await fetch_all(session, _bins_sql(where), where.params)
+        groups = await fetch_all(session, _groups_sql(where), where.params)
+        timed, negative = split_negative(bins)
+        latency = Histogram.from_rows(timed, HOUR_TENTHS_BIN)
+        medians = (latency.median(SECONDS_PER_HOUR), latency.median(SECONDS_PER_DAY))
+        return _summary(bins, groups, latency, medians, negative)
 
-    def export_query(self, ctx: ReportContext, filters: ReportFilters) -> ExportQuery:
-        assert isinstance(filters, TimeApprovalsFilters)
-        where = _conditions(ctx, filters)
-        return ExportQuery(
-            sql=_EXPORT_SQL.format(conditions=where.sql),
-            params=where.params,
-            columns=EXPORT_COLUMNS,
-            closed_text_columns=CLOSED_TEXT_COLUMNS,
-            count_sql=_EXPORT_COUNT_SQL.format(conditions=where.sql),
-        )
+    async def summarize_from_rollup(
+        self, session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
+    ) -> TimeApprovalsSummary:
+        return _summary(*await _from_rollup(self, session, ctx, filters))
+
+
+def _summary(
+    bins: list[dict[str, Any]],
+    groups: list[dict[str, Any]],
+    latency: Histogram,
+    medians: tuple[Any, Any],
+    negative: int,
+) -> TimeApprovalsSummary:
+    """The summary from the hours rows, the name groups and the approval latencies
+    (either path)."""
+    hours = _hour_totals(bins)
+    return TimeApprovalsSummary(
+        total_entries=sum(b["entries"] for b in bins),
+        total_hours=hours["total"],
+        billable_hours=hours["billable"],
+        non_billable_hours=hours["total"] - hours["billable"],
+        entries_by_status={s: _entries(bins, s) for s in TIME_ENTRY_STATUSES},
+        hours_by_status={s: hours[s] for s in TIME_ENTRY_STATUSES},
+        approved_entries=latency.count,
+        negative_approval_times=negative,
+        average_approval_time_hours=latency.average(SECONDS_PER_HOUR),
+        median_approval_time_hours=medians[0],
+        min_approval_time_hours=latency.minimum(SECONDS_PER_HOUR),
+        max_approval_time_hours=latency.maximum(SECONDS_PER_HOUR),
+        average_approval_time_days=latency.average(SECONDS_PER_DAY),
+        median_approval_time_days=medians[1],
+        min_approval_time_days=latency.minimum(SECONDS_PER_DAY),
+        max_approval_time_days=latency.maximum(SECONDS_PER_DAY),
+        approval_time_distribution=distribution(
+            BUCKETS, latency.bucket_counts(BUCKETS, SECONDS_PER_DAY)
+        ),
+        **_pending(bins, hours),
+        hours_by_project={r["key"]: r["hours"] for r in groups if r["kind"] == "project"},
+        hours_by_user={r["key"]: r["hours"] for r in groups if r["kind"] == "user"},
+    )
 
 
 async def _from_rollup(
-    session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
+    report: TimeApprovalsReport,
+    session: AsyncSession,
+    ctx: ReportContext,
+    filters: TimeApprovalsFilters,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Histogram, tuple[Any, Any], int]:
     """An unfiltered window from the rollup's fresh months and the other days' rows.
 
@@ -398,26 +412,18 @@ async def _from_rollup(
     (hours, days) computed from the 0.05 h bins of the hours the median falls in, and
     the number of negative latencies (left out of the histogram).
     """
-    from_day = first_date_from(filters.from_date, ctx.timezone) if filters.from_date else None
-    to_day = first_date_from(filters.to_date, ctx.timezone) if filters.to_date else None
-    plan = await ROLLUP.plan(session, ctx, from_day, to_day)
+    from_day, to_day = report.window.bounds(filters, ctx.timezone)
+    window = await plan(session, ROLLUP, ctx, from_day, to_day)
     params = {
-        "org": ctx.organization_id,
-        "now_epoch": ctx.now.timestamp(),
+        **report.params(ctx, filters),
         "from_day": from_day,
         "to_day": to_day,
         "status": filters.status,
-        **plan.params,
+        **window.params,
     }
     hours = await fetch_all(session, _ROLLUP_HOURS_SQL, params)
     groups = await fetch_all(session, _ROLLUP_GROUPS_SQL, params)
-    timed, negative = split_negative(
-        await fetch_all(
-            session,
-            _ROLLUP_LATENCY_SQL.format(rows=ROLLUP.rows("latency", _APPROVED_WANTED)),
-            params,
-        )
-    )
+    timed, negative = split_negative(await fetch_all(session, _ROLLUP_LATENCY_SQL, params))
     latency = Histogram.from_rows(timed, COARSE_BIN)
     if not latency.count:
         return hours, groups, latency, (None, None), negative
@@ -426,11 +432,7 @@ async def _from_rollup(
     ratio = COARSE_BIN // HOUR_TENTHS_BIN
     fine_rows = await fetch_all(
         session,
-        _ROLLUP_LATENCY_SQL.format(
-            rows=ROLLUP.rows(
-                "latency_fine", f"bin >= %(fine_lo)s AND bin < %(fine_hi)s AND {_APPROVED_WANTED}"
-            )
-        ),
+        _ROLLUP_FINE_LATENCY_SQL,
         {**params, "fine_lo": first * ratio, "fine_hi": (last + 1) * ratio},
     )
     fine = Histogram.from_rows(fine_rows, HOUR_TENTHS_BIN)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from sqlalchemy import text
@@ -28,7 +29,7 @@ class ExportDocument:
     """
 
     job_id: str
-    report: Report
+    report: Report[Any]
     filters: ReportFilters
     context: ReportContext
     organization_name: str

@@ -67,7 +67,8 @@ async def timestamptz_columns(
 ) -> frozenset[str]:
     """The columns of ``query`` that PostgreSQL returns as ``timestamptz`` (not text)."""
     async with conn.cursor() as cur:
-        await cur.execute(f"SELECT * FROM ({query.sql}) AS q LIMIT 0", query.params or None)
+        probe = sql.SQL("SELECT * FROM ({rows}) AS q LIMIT 0").format(rows=sql.SQL(query.sql))
+        await cur.execute(probe, query.params or None)
         description = cur.description or []
     return frozenset(c.name for c in description if c.type_code == TIMESTAMPTZ_OID)
 
@@ -92,7 +93,8 @@ def typed_copy_sql(
             )
         select.append(column)
     inner = query.sql.replace(_ISO_MS, _ISO_US)
-    return f"COPY (SELECT {', '.join(select)} FROM ({inner}) AS q) TO STDOUT WITH (FORMAT csv)"
+    copy = sql.SQL("COPY (SELECT {columns} FROM ({rows}) AS q) TO STDOUT WITH (FORMAT csv)")
+    return copy.format(columns=sql.SQL(", ".join(select)), rows=sql.SQL(inner)).as_string(None)
 
 
 class _PipeSink:

@@ -48,7 +48,7 @@ def upgrade() -> None:
             END LOOP;
         END
         $$;
-        """
+        """  # noqa: S608 -- reviewed: constants only, values are bound
     )
 
 

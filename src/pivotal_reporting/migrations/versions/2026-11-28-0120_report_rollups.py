@@ -2,7 +2,7 @@
 
 A one-year summary over a million-row organization reads half a million rows; the
 rollups let it read each whole month (or day) of the window as pre-grouped rows
-instead (see ``reports/rollups.py``):
+instead (see ``reports/rollups/``):
 
 - ``report_rollups``: per organization, report, grain (``month`` or ``day``) and local
   period, the report's grouped partial aggregates ("facets": histogram bins,
@@ -235,7 +235,7 @@ def upgrade() -> None:
             f"FOR EACH STATEMENT EXECUTE FUNCTION log_rollup_change({args})"
         )
         op.execute(
-            f"INSERT INTO rollup_changes (organization_id, report_type, day) "
+            f"INSERT INTO rollup_changes (organization_id, report_type, day) "  # noqa: S608 -- reviewed: constants only, values are bound
             f"SELECT DISTINCT organization_id, {_quoted(report)}, {day_of} FROM {table} "
             f"WHERE {day_of} IS NOT NULL"
         )
