@@ -17,12 +17,21 @@ def summary_source(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> str:
     if request.param == "rollups":
-        original: Callable[..., Any] = helpers.summary
+        over_http: Callable[..., Any] = helpers.summary
+        in_process: Callable[..., Any] = helpers.computed_summary
 
-        def refreshed_first(client: Any, tenant: Any, path: str, **params: Any) -> Any:
+        def refresh(tenant: Any) -> None:
             rebuilt = refresh_all_blocking(database_url, [tenant.org.id])
             assert isinstance(rebuilt, dict)
-            return original(client, tenant, path, **params)
 
-        monkeypatch.setattr(helpers, "summary", refreshed_first)
+        def summary_refreshed_first(client: Any, tenant: Any, path: str, **params: Any) -> Any:
+            refresh(tenant)
+            return over_http(client, tenant, path, **params)
+
+        def figures_refreshed_first(tenant: Any, path: str, **params: Any) -> Any:
+            refresh(tenant)
+            return in_process(tenant, path, **params)
+
+        monkeypatch.setattr(helpers, "summary", summary_refreshed_first)
+        monkeypatch.setattr(helpers, "computed_summary", figures_refreshed_first)
     return str(request.param)

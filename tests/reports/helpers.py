@@ -1,21 +1,39 @@
-"""Shared helpers for the summary tests: calling the API and the pure-Python oracle.
+"""Shared helpers for the summary tests: the summaries (over HTTP or in-process) and
+the pure-Python oracle.
 
 The oracle recomputes every figure from the rows the test created, with the meanings
-of DESIGN.md ("Report definitions"), independently of the SQL under test.
+of the figures (docs/figures.md), independently of the SQL under test.
+
+``ok_summary`` asks the running API (the whole request path: auth, envelope, cache,
+JSON); ``figures`` computes the same summary in this process, ``report.summarize`` in a
+read-only tenant transaction that is rolled back (no HTTP, no cache, no audit event),
+which is what most figures tests need and is quicker. Each report keeps its oracle test
+over HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
+from pivotal_reporting.db import Database
+from pivotal_reporting.reports import registry
+from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_one
+from pivotal_reporting.reports.breakdown_limit import (
+    limit_customers,
+    split_query,
+    summary_query_model,
+    without_rest,
+)
+from pivotal_reporting.reports.schemas import encode_json
 from tests.factories import Tenant
 
 SUMMARY = "/v1/reports/summary"
@@ -36,6 +54,60 @@ def ok_summary(client: httpx.Client, tenant: Tenant, path: str, **params: Any) -
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     result: dict[str, Any] = body["summary"]
+    return result
+
+
+class _RollBack(Exception):
+    """Leaves the tenant transaction by rolling it back, carrying the summary out."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        self.summary = summary
+
+
+async def _summarize(tenant: Tenant, report: Report[Any], filters: ReportFilters) -> dict[str, Any]:
+    url = tenant.settings.database_url
+    assert url, "the test settings name their database"
+    database = Database.connect(url, pool_size=1)
+    org_id = tenant.org.id
+    try:
+        async with database.tenant_session(org_id, snapshot=True) as session:
+            # As the API does per request: the organization's settings as stored now.
+            org = await fetch_one(
+                session,
+                "SELECT timezone, base_currency FROM organizations WHERE id = %(org)s",
+                {"org": org_id},
+            )
+            assert org is not None
+            ctx = ReportContext(
+                organization_id=org_id,
+                user_id=tenant.viewer.id,
+                timezone=org["timezone"],
+                base_currency=org["base_currency"].strip(),
+                now=datetime.now(UTC),
+            )
+            computed = await report.summarize(session, ctx, filters)
+            raise _RollBack(without_rest(computed.model_dump(by_alias=True)))
+    except _RollBack as done:
+        return done.summary
+    finally:
+        await database.dispose()
+
+
+def figures(tenant: Tenant, path: str, **params: Any) -> dict[str, Any]:
+    """``computed_summary``, looked up when called (so conftest.py's ``summary_source``
+    can refresh the rollups first, as it does for ``summary``)."""
+    return computed_summary(tenant, path, **params)
+
+
+def computed_summary(tenant: Tenant, path: str, **params: Any) -> dict[str, Any]:
+    """The ``summary`` object of ``GET /v1/reports/summary/{path}?params``, computed
+    in-process in a rolled-back tenant transaction; JSON-encoded as the API encodes it
+    and parsed with exact decimals, so it compares like ``ok_summary``'s."""
+    (report,) = (r for r in registry.all_reports() if r.path == path)
+    query = summary_query_model(report).model_validate(params)
+    filters, limit = split_query(report, query)
+    summary = limit_customers(report, asyncio.run(_summarize(tenant, report, filters)), limit)
+    result: dict[str, Any] = json.loads(encode_json(summary), parse_float=Decimal)
     return result
 
 

@@ -13,6 +13,7 @@ from tests.factories import Tenant, create_customer, create_invoice, create_tena
 from tests.reports.helpers import (
     bucket_counts,
     check_distribution,
+    figures,
     local_midnight,
     ok_summary,
     seconds,
@@ -183,9 +184,7 @@ def test_amounts_are_json_numbers_with_two_decimals(
 
 def test_overdue_only_and_currency(client: httpx.Client, tenant: Tenant, db: Session) -> None:
     invoices = _seed(db, _tenant(db, tenant))
-    overdue = ok_summary(
-        client, tenant, PATH, asOf="2024-04-15T12:00:00Z", overdueOnly="true", **WINDOW
-    )
+    overdue = figures(tenant, PATH, asOf="2024-04-15T12:00:00Z", overdueOnly="true", **WINDOW)
     rows = [i for i in invoices if _is_overdue(i)]
     assert overdue["totalInvoices"] == overdue["overdueInvoices"] == len(rows) == 2
     assert overdue["invoicesByStatus"] == {"overdue": 2}
@@ -193,21 +192,19 @@ def test_overdue_only_and_currency(client: httpx.Client, tenant: Tenant, db: Ses
         overdue["medianSettlementTimeDays"] == stats([_settlement_days(i) for i in rows])["median"]
     )
 
-    euros = ok_summary(client, tenant, PATH, asOf="2024-04-15T12:00:00Z", currency="EUR", **WINDOW)
+    euros = figures(tenant, PATH, asOf="2024-04-15T12:00:00Z", currency="EUR", **WINDOW)
     assert euros["totalInvoices"] == 1
     assert euros["currency"] == "EUR"
     assert euros["overdueAmount"] == Decimal("400.00")
 
     # Before its due date nothing is overdue; days outstanding are counted to asOf.
-    early = ok_summary(client, tenant, PATH, asOf="2024-03-12T05:00:00Z", **WINDOW)
+    early = figures(tenant, PATH, asOf="2024-03-12T05:00:00Z", **WINDOW)
     assert early["overdueInvoices"] == 0
     assert early["overdueAmount"] == Decimal("0.00")
 
 
 def test_empty_window(client: httpx.Client, tenant: Tenant) -> None:
-    result = ok_summary(
-        client, tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z"
-    )
+    result = figures(tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z")
     assert result["totalInvoices"] == 0
     assert result["averageSettlementTimeDays"] is None
     assert result["overdueInvoices"] == 0
@@ -221,16 +218,16 @@ def test_other_organizations_never_change_a_figure(
     client: httpx.Client, tenant: Tenant, db: Session
 ) -> None:
     _seed(db, _tenant(db, tenant))
-    before = ok_summary(client, tenant, PATH, asOf="2024-04-15T12:00:00Z", **WINDOW)
+    before = figures(tenant, PATH, asOf="2024-04-15T12:00:00Z", **WINDOW)
     other = create_tenant(db, tenant.settings, timezone=TZ)
     _seed(db, other)
-    assert ok_summary(client, tenant, PATH, asOf="2024-04-15T12:00:00Z", **WINDOW) == before
+    assert figures(tenant, PATH, asOf="2024-04-15T12:00:00Z", **WINDOW) == before
 
 
 def test_without_a_window_every_invoice_counts(
     client: httpx.Client, tenant: Tenant, db: Session
 ) -> None:
     invoices = _seed(db, _tenant(db, tenant))
-    result = ok_summary(client, tenant, PATH, asOf="2024-04-15T12:00:00Z")
+    result = figures(tenant, PATH, asOf="2024-04-15T12:00:00Z")
     assert result["totalInvoices"] == len(invoices) + 2  # the two just outside the window
     assert sum(b["count"] for b in result["settlementTimeDistribution"]) == len(invoices) + 1

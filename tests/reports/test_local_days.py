@@ -47,7 +47,7 @@ from tests.factories import (
     create_time_entry,
 )
 from tests.reports import calendar_oracle as oracle
-from tests.reports.helpers import ok_summary
+from tests.reports.helpers import figures
 
 SECOND = timedelta(seconds=1)
 DAY = timedelta(days=1)
@@ -286,7 +286,7 @@ def _answers(
     for window in windows:
         answer = {}
         for path, fields in wanted.items():
-            summary = ok_summary(client, tenant, path, **window)
+            summary = figures(tenant, path, **window)
             answer[path] = {name: summary[name] for name in fields}
         found.append(answer)
     return found
@@ -425,18 +425,16 @@ def test_havana_as_the_issue_reported_it(
     }
 
     def check() -> None:
-        paid = ok_summary(client, havana, "payments-received", **between)
+        paid = figures(havana, "payments-received", **between)
         assert paid["paymentsByMonth"] == {"2026-11": 3}
-        assert ok_summary(client, havana, "time-approvals", **march_8)["totalEntries"] == 1
-        assert (
-            ok_summary(client, havana, "invoice-settlement-time", **march_8)["totalInvoices"] == 2
-        )
+        assert figures(havana, "time-approvals", **march_8)["totalEntries"] == 1
+        assert figures(havana, "invoice-settlement-time", **march_8)["totalInvoices"] == 2
         # The window ending at the second midnight holds 2 November: its day began an hour
         # earlier; the window starting there does not.
-        ending = ok_summary(client, havana, "invoice-settlement-time", **to_second_midnight)
+        ending = figures(havana, "invoice-settlement-time", **to_second_midnight)
         assert ending["totalInvoices"] == 1
         assert ending["maxSettlementTimeDays"] == Decimal("3.1")
-        starting = ok_summary(client, havana, "invoice-settlement-time", **from_second_midnight)
+        starting = figures(havana, "invoice-settlement-time", **from_second_midnight)
         assert starting["totalInvoices"] == 0
 
     with _rows_only(monkeypatch, True):

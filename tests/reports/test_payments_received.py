@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.factories import Tenant, create_customer, create_payment
-from tests.reports.helpers import check_distribution, ok_summary
+from tests.reports.helpers import check_distribution, figures, ok_summary
 
 # Each test runs on the rows and on freshly rolled-up months (conftest.py).
 pytestmark = pytest.mark.usefixtures("summary_source")
@@ -100,7 +100,7 @@ def test_figures_match_the_oracle(client: httpx.Client, tenant: Tenant, db: Sess
 
 def test_currency_and_method_filters(client: httpx.Client, tenant: Tenant, db: Session) -> None:
     _seed(db, tenant)
-    euros = ok_summary(client, tenant, PATH, currency="EUR", **WINDOW)
+    euros = figures(tenant, PATH, currency="EUR", **WINDOW)
     assert euros["totalPayments"] == 1
     assert euros["currency"] == "EUR"
     assert euros["totalAmount"] == euros["averageAmount"] == Decimal("200.00")
@@ -116,15 +116,13 @@ def test_currency_and_method_filters(client: httpx.Client, tenant: Tenant, db: S
     )
     check_distribution(euros["amountDistribution"], eur_labels, [1, 0, 0, 0, 0, 0])
 
-    checks = ok_summary(client, tenant, PATH, method="check", **WINDOW)
+    checks = figures(tenant, PATH, method="check", **WINDOW)
     assert checks["totalPayments"] == 1
     assert checks["totalAmount"] == Decimal("1000.50")
 
 
 def test_empty_window_answers_zeros(client: httpx.Client, tenant: Tenant) -> None:
-    result = ok_summary(
-        client, tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z"
-    )
+    result = figures(tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z")
     assert result["totalPayments"] == 0
     assert result["totalAmount"] == Decimal("0.00")
     assert result["averageAmount"] is None
@@ -137,9 +135,9 @@ def test_other_organizations_never_change_a_figure(
     client: httpx.Client, tenant: Tenant, other_tenant: Tenant, db: Session
 ) -> None:
     _seed(db, tenant)
-    before = ok_summary(client, tenant, PATH, **WINDOW)
+    before = figures(tenant, PATH, **WINDOW)
     _seed(db, other_tenant)
-    assert ok_summary(client, tenant, PATH, **WINDOW) == before
+    assert figures(tenant, PATH, **WINDOW) == before
 
 
 def test_average_rounds_half_away_from_zero(
@@ -154,5 +152,5 @@ def test_average_rounds_half_away_from_zero(
             amount=Decimal(amount),
             paid_at=datetime(2024, 3, 2, tzinfo=UTC),
         )
-    result = ok_summary(client, tenant, PATH, **WINDOW)
+    result = figures(tenant, PATH, **WINDOW)
     assert result["averageAmount"] == Decimal("100.03")  # 100.025, as round(numeric, 2)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tests.factories import Tenant, create_customer, create_project, create_quote
-from tests.reports.helpers import bucket_counts, check_distribution, ok_summary, seconds, stats
+from tests.reports.helpers import bucket_counts, check_distribution, figures, seconds, stats
 
 # Each test runs on the rows and on freshly rolled-up months (conftest.py).
 pytestmark = pytest.mark.usefixtures("summary_source")
@@ -76,7 +76,7 @@ def test_figures_match_hand_count_and_oracle(
     client: httpx.Client, tenant: Tenant, db: Session
 ) -> None:
     seeded = _seed(db, tenant)
-    result = ok_summary(client, tenant, PATH, **WINDOW)
+    result = figures(tenant, PATH, **WINDOW)
     expected = _oracle(seeded["quotes"])  # type: ignore[arg-type]
 
     assert result["totalQuotes"] == 6
@@ -95,34 +95,32 @@ def test_figures_match_hand_count_and_oracle(
 def test_filters_narrow_the_rows(client: httpx.Client, tenant: Tenant, db: Session) -> None:
     seeded = _seed(db, tenant)
     quotes, app = seeded["quotes"], seeded["app"]
-    accepted = ok_summary(client, tenant, PATH, status="accepted", **WINDOW)
+    accepted = figures(tenant, PATH, status="accepted", **WINDOW)
     expected = _oracle(quotes, status="accepted")  # type: ignore[arg-type]
     assert accepted["totalQuotes"] == len(expected["rows"]) == 4  # type: ignore[arg-type]
     assert accepted["medianCycleTimeDays"] == expected["median"]
     assert accepted["averageCycleTimeDays"] == expected["average"]
     assert accepted["quotesByStatus"] == {"accepted": 4, "rejected": 0, "expired": 0}
 
-    by_project = ok_summary(client, tenant, PATH, projectId=app.id, **WINDOW)  # type: ignore[attr-defined]
+    by_project = figures(tenant, PATH, projectId=app.id, **WINDOW)  # type: ignore[attr-defined]
     expected = _oracle(quotes, project_id=app.id)  # type: ignore[arg-type, attr-defined]
     assert by_project["totalQuotes"] == 2
     assert by_project["quotesByProject"] == {"Mobile App": 2}
     assert by_project["medianCycleTimeDays"] == expected["median"]
 
     other = create_customer(db, org=tenant.org)
-    assert ok_summary(client, tenant, PATH, customerId=other.id, **WINDOW)["totalQuotes"] == 0
+    assert figures(tenant, PATH, customerId=other.id, **WINDOW)["totalQuotes"] == 0
 
 
 def test_one_row_and_empty_window(client: httpx.Client, tenant: Tenant, db: Session) -> None:
     _decided(db, tenant, FROM + DAY, timedelta(hours=60), status="rejected")
-    one = ok_summary(client, tenant, PATH, **WINDOW)
+    one = figures(tenant, PATH, **WINDOW)
     assert one["totalQuotes"] == 1
     assert one["averageCycleTimeDays"] == one["medianCycleTimeDays"] == Decimal("2.5")
     assert one["minCycleTimeDays"] == one["maxCycleTimeDays"] == Decimal("2.5")
     check_distribution(one["cycleTimeDistribution"], LABELS, [0, 1, 0, 0, 0, 0])
 
-    empty = ok_summary(
-        client, tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z"
-    )
+    empty = figures(tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z")
     assert empty["totalQuotes"] == 0
     assert empty["averageCycleTimeDays"] is None
     assert empty["medianCycleTimeDays"] is None
@@ -135,10 +133,10 @@ def test_other_organizations_never_change_a_figure(
     client: httpx.Client, tenant: Tenant, other_tenant: Tenant, db: Session
 ) -> None:
     _seed(db, tenant)
-    before = ok_summary(client, tenant, PATH, **WINDOW)
+    before = figures(tenant, PATH, **WINDOW)
     _seed(db, other_tenant)
     _decided(db, other_tenant, FROM + DAY, 90 * DAY, status="accepted")
-    assert ok_summary(client, tenant, PATH, **WINDOW) == before
+    assert figures(tenant, PATH, **WINDOW) == before
 
 
 def test_envelope_echoes_the_filters_as_given(client: httpx.Client, tenant: Tenant) -> None:
@@ -181,7 +179,7 @@ def test_many_random_quotes_match_percentile_cont(
             status=rng.choice(["accepted", "rejected", "expired"]),
             customer=customer,
         )
-    result = ok_summary(client, tenant, PATH, **WINDOW)
+    result = figures(tenant, PATH, **WINDOW)
     reference = db.execute(
         text(
             "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s)::numeric / 86400, 1),"

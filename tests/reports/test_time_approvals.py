@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.factories import Tenant, create_customer, create_project, create_time_entry, create_user
-from tests.reports.helpers import check_distribution, ok_summary, round1, seconds, stats
+from tests.reports.helpers import check_distribution, figures, ok_summary, round1, seconds, stats
 
 # Each test runs on the rows and on freshly rolled-up months (conftest.py).
 pytestmark = pytest.mark.usefixtures("summary_source")
@@ -124,19 +124,17 @@ def test_figures_match_the_oracle(client: httpx.Client, tenant: Tenant, db: Sess
 def test_filters(client: httpx.Client, tenant: Tenant, db: Session) -> None:
     entries = _seed(db, tenant)
     ada = next(e.user_id for e in entries)
-    mine = ok_summary(client, tenant, PATH, userId=ada, **WINDOW)
+    mine = figures(tenant, PATH, userId=ada, **WINDOW)
     assert mine["totalEntries"] == 4
     assert list(mine["hoursByUser"]) == ["Ada Lovelace"]
-    approved = ok_summary(client, tenant, PATH, status="approved", **WINDOW)
+    approved = figures(tenant, PATH, status="approved", **WINDOW)
     assert approved["totalEntries"] == approved["approvedEntries"] == 4
     assert approved["pendingApprovals"] == 0
     assert approved["oldestPendingAgeDays"] is None
 
 
 def test_empty_window(client: httpx.Client, tenant: Tenant) -> None:
-    result = ok_summary(
-        client, tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z"
-    )
+    result = figures(tenant, PATH, fromDate="2030-01-01T00:00:00Z", toDate="2030-02-01T00:00:00Z")
     assert result["totalEntries"] == 0
     assert result["totalHours"] == Decimal("0.00")
     assert result["medianApprovalTimeHours"] is None
@@ -149,9 +147,9 @@ def test_other_organizations_never_change_a_figure(
     client: httpx.Client, tenant: Tenant, other_tenant: Tenant, db: Session
 ) -> None:
     _seed(db, tenant)
-    before = ok_summary(client, tenant, PATH, **WINDOW)
+    before = figures(tenant, PATH, **WINDOW)
     _seed(db, other_tenant)
-    after = ok_summary(client, tenant, PATH, **WINDOW)
+    after = figures(tenant, PATH, **WINDOW)
     for moving in ("averagePendingAgeDays", "oldestPendingAgeDays"):  # "now" moves on
         assert abs(after.pop(moving) - before.pop(moving)) <= Decimal("0.1")
     assert after == before
