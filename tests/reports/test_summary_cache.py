@@ -11,11 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from pivotal_reporting.models import AuditLog
-from pivotal_reporting.reports import cache
+from pivotal_reporting.reports import cache, service
 from pivotal_reporting.reports.refresh import refresh_all_blocking
 from tests.factories import (
     Tenant,
@@ -111,27 +112,66 @@ def test_filters_and_organizations_never_share_an_answer(
         assert other["totalPayments"] == 1
 
 
-def test_figures_as_of_now_are_never_cached(
-    client: httpx.Client, tenant: Tenant, db: Session
+class _Clock:
+    """Stands in for ``datetime`` in the summary runner: ``now()`` is ``at``."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self, tz: object = None) -> datetime:
+        return self.at
+
+
+def test_a_hit_still_ages_open_invoices_and_pending_approvals(
+    client: httpx.Client, tenant: Tenant, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Days outstanding of an open invoice, and the age of a pending approval, grow with
-    # the clock: without an explicit asOf, each answer is computed.
-    create_invoice(db, org=tenant.org, status="issued", issue_date=date(2024, 3, 1))
+    # the clock: the cache keeps what they are derived from, never the figures.
+    create_invoice(
+        db, org=tenant.org, status="issued", issue_date=date(2024, 3, 1), due_date=date(2024, 3, 31)
+    )
     create_time_entry(
         db,
         org=tenant.org,
         user=tenant.viewer,
         status="submitted",
         work_date=date(2024, 3, 1),
-        submitted_at=datetime(2024, 3, 1, 17, tzinfo=UTC),
+        submitted_at=datetime(2024, 3, 1, 12, tzinfo=UTC),
     )
+    clock = _Clock(datetime(2024, 3, 11, tzinfo=UTC))
+    monkeypatch.setattr(service, "datetime", clock)
+    hits = _hits()
+    first = ok_summary(client, tenant, "invoice-settlement-time", **WINDOW)
+    pending = ok_summary(client, tenant, "time-approvals", **WINDOW)
+    # 1 March 00:00 to 11 March 00:00 (UTC organization): 10 days, not yet due.
+    assert first["averageSettlementTimeDays"] == Decimal("10.0")
+    assert first["overdueInvoices"] == 0
+    assert first["invoicesByStatus"] == {"issued": 1}
+    assert pending["averagePendingAgeDays"] == Decimal("9.5")
+    assert pending["oldestPendingAgeDays"] == Decimal("9.5")
+
+    clock.at = datetime(2024, 4, 10, 12, tzinfo=UTC)
+    later = ok_summary(client, tenant, "invoice-settlement-time", **WINDOW)
+    pending = ok_summary(client, tenant, "time-approvals", **WINDOW)
+    assert _hits() == hits + 2, "the clock-free part of both is served from the cache"
+    assert later["averageSettlementTimeDays"] == Decimal("40.5")
+    assert later["overdueInvoices"] == 1, "due 31 March, open on 10 April"
+    assert later["invoicesByStatus"] == {"overdue": 1}
+    assert later["asOf"] == "2024-04-10T12:00:00Z"
+    assert pending["averagePendingAgeDays"] == Decimal("40.0")
+
+
+def test_figures_as_of_now_from_the_rows_are_never_cached(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    # Overdue-only invoices are chosen by today's date: read from the rows at each
+    # request unless an explicit asOf fixes the instant.
+    create_invoice(db, org=tenant.org, status="issued", issue_date=date(2024, 3, 1))
     hits = _hits()
     for _ in range(2):
-        ok_summary(client, tenant, "invoice-settlement-time", **WINDOW)
-        ok_summary(client, tenant, "time-approvals", **WINDOW)
+        ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, overdueOnly="true")
     assert _hits() == hits
 
-    # An explicit asOf fixes the instant: the same answer until the data changes.
     as_of = {"asOf": "2024-06-01T00:00:00Z"}
     first = ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **as_of)
     assert ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **as_of) == first

@@ -179,9 +179,9 @@ class Report(ABC, Generic[F]):
         return False
 
     def depends_on_now(self, filters: F) -> bool:
-        """Whether a summary with these filters changes with the current time (then it
-        is never cached, ``cache.py``). The safe default; reports whose figures depend
-        only on their rows and filters say so."""
+        """Whether ``clock_free_part`` with these filters changes with the current time
+        (then it is never cached, ``cache.py``). The safe default; reports whose part
+        depends only on their rows and filters say so."""
         return True
 
     def params(self, ctx: ReportContext, filters: F) -> dict[str, Any]:
@@ -203,10 +203,27 @@ class Report(ABC, Generic[F]):
 
     async def summarize(self, session: AsyncSession, ctx: ReportContext, filters: F) -> BaseModel:
         """The ``summary`` object, computed in PostgreSQL in a few set-based queries:
-        from the rollups when ``reads_rollup``, else from the rows."""
+        from the rollups when ``reads_rollup``, else from the rows. It is
+        ``with_clock`` of ``clock_free_part``, the split the summary cache uses."""
+        part = await self.clock_free_part(session, ctx, filters)
+        return await self.with_clock(session, ctx, filters, part)
+
+    async def clock_free_part(self, session: AsyncSession, ctx: ReportContext, filters: F) -> Any:
+        """What the summary is made of that does not move with the clock (unless
+        ``depends_on_now``): the part the summary cache keeps. By default the whole
+        summary, from the rollups when ``reads_rollup``, else from the rows."""
         if self.reads_rollup(filters):
             return await self.summarize_from_rollup(session, ctx, filters)
         return await self.summarize_from_rows(session, ctx, filters)
+
+    async def with_clock(
+        self, session: AsyncSession, ctx: ReportContext, filters: F, part: Any
+    ) -> BaseModel:
+        """The summary from ``clock_free_part`` and ``ctx.now`` (a report whose figures
+        age, such as days outstanding, derives them here; ``part`` is never changed, it
+        may be a cached one). By default ``part`` is the summary."""
+        assert isinstance(part, BaseModel)
+        return part
 
     @abstractmethod
     async def summarize_from_rows(

@@ -17,9 +17,13 @@ An entry is stored under the versions read in the snapshot the summary was compu
 in, and looked up under the versions of the asking request's snapshot: equal versions
 mean no committed change between the two snapshots, so the figures are the same.
 
-Summaries that depend on the current time are not cached at all
-(``Report.depends_on_now``): days outstanding of open invoices without an explicit
-``asOf``, and the ages of pending time approvals, change every second.
+What is cached is a report's ``clock_free_part`` (base.py): the whole summary for a
+report whose figures do not age, and for one whose do (days outstanding of open
+invoices without an explicit ``asOf``, the ages of pending time approvals) what they are
+derived from; ``with_clock`` derives them from it at each request, so a hit still shows
+figures as of that request's instant. A part that itself depends on the current time
+(``Report.depends_on_now``, e.g. the invoices overdue as of now, read from the rows) is
+not cached at all.
 
 The cache is per process, a LRU bounded in entries and in breakdown items held; with
 several API workers each keeps its own.
@@ -58,7 +62,7 @@ class SummaryCache:
     """A bounded LRU of summaries keyed by their inputs and data versions."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES, max_items: int = MAX_ITEMS) -> None:
-        self._entries: OrderedDict[CacheKey, tuple[dict[str, Any], int]] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, tuple[Any, int]] = OrderedDict()
         self._max_entries = max_entries
         self._max_items = max_items
         self._items = 0
@@ -89,7 +93,7 @@ class SummaryCache:
             str(versions["names_version"]),
         )
 
-    def get(self, key: CacheKey | None) -> dict[str, Any] | None:
+    def get(self, key: CacheKey | None) -> Any:
         if key is None:
             return None
         with self._lock:
@@ -101,10 +105,10 @@ class SummaryCache:
             self.hits += 1
             return entry[0]
 
-    def put(self, key: CacheKey | None, summary: dict[str, Any]) -> None:
+    def put(self, key: CacheKey | None, summary: Any) -> None:
         if key is None:
             return
-        items = 1 + sum(len(value) for value in summary.values() if isinstance(value, dict))
+        items = _items(summary)
         if items > self._max_items:
             return
         with self._lock:
@@ -121,6 +125,19 @@ class SummaryCache:
         with self._lock:
             self._entries.clear()
             self._items = 0
+
+
+def _items(part: Any) -> int:
+    """1 plus the items of the breakdowns (dicts, lists) a cached part holds: a summary
+    model or dict, or a report's own dataclass of rows."""
+    fields = part if isinstance(part, dict) else vars(part)
+    items = 1
+    for value in fields.values():
+        if isinstance(value, dict | list):
+            items += len(value)
+        elif hasattr(value, "__dict__"):  # a summary model inside a report's part
+            items += _items(value) - 1
+    return items
 
 
 SUMMARIES = SummaryCache()

@@ -25,6 +25,7 @@ these facets:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -117,6 +118,9 @@ _MIDNIGHTS = f"""JOIN (
         interval '1 day') AS d
     OFFSET 0  -- a fence: convert each day once, not once per joined row
 ) AS m ON m.day = i.issue_date"""  # noqa: S608 -- reviewed: constants only, values are bound
+
+
+_OPEN = "('issued', 'part_paid')"
 
 
 class InvoiceSettlementTimeFilters(ReportFilters):
@@ -309,19 +313,40 @@ ROLLUP = Rollup(
     ),
 )
 
-_OPEN = "('issued', 'part_paid')"
+_UNPAID_GROUPS = facet_rows(ROLLUP, "unpaid", filters_match("status", "currency"))
+_PAID_GROUPS = facet_rows(ROLLUP, "paid", filters_match("currency", status="'paid'"))
 
-# One statement reads each facet once (a stale month's rows are the costly part) and
-# answers two kinds of rows: "bins", the rows _bins_sql gives (unpaid groups get their
-# days outstanding and overdue flag from asOf here, one time-zone conversion per group;
-# paid bins are added as stored), and "currency" / "overdue", those of _groups_sql.
-_ROLLUP_SQL = f"""
-WITH unpaid_groups AS MATERIALIZED ({facet_rows(ROLLUP, "unpaid", filters_match("status", "currency"))}
-), paid_groups AS MATERIALIZED ({facet_rows(ROLLUP, "paid", filters_match("currency", status="'paid'"))}
-), unpaid AS (
+# The clock-free part of a summary from the rollups (the summary cache keeps it): rows
+# of two kinds, "bins", the paid invoices' rows of _bins_sql (stored bins: a payment's
+# settlement time never changes), and "currency", the invoiced totals of _groups_sql.
+_SETTLED_SQL = f"""
+WITH unpaid_groups AS MATERIALIZED ({_UNPAID_GROUPS}
+), paid_groups AS MATERIALIZED ({_PAID_GROUPS}
+)
+SELECT 'bins' AS kind, NULL::text AS key, bin, sum(n)::bigint AS n, sum(total) AS total,
+       min(low) AS low, max(high) AS high, sum(n)::bigint AS rows, 0::bigint AS overdue,
+       NULL::numeric AS overdue_amount, 0::bigint AS issued, 0::bigint AS part_paid,
+       sum(n)::bigint AS paid, 0::bigint AS written_off, NULL::numeric AS amount
+FROM paid_groups
+GROUP BY bin
+UNION ALL
+SELECT 'currency', currency, NULL, sum(n)::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, sum(invoiced)
+FROM (SELECT currency, n, invoiced FROM paid_groups
+      UNION ALL
+      SELECT currency, n, invoiced FROM unpaid_groups) AS invoiced
+GROUP BY currency
+"""  # noqa: S608 -- a facet's reviewed SQL
+
+# What moves with asOf, from the unpaid groups (issued, part paid, written off): "bins",
+# their rows of _bins_sql (days outstanding and the overdue flag derived from asOf here,
+# one time-zone conversion per group), and "overdue", the overdue balances of
+# _groups_sql. Groups are a few thousand a year, so this runs at every request.
+_OUTSTANDING_SQL = f"""
+WITH unpaid AS (
     SELECT status, currency, issue_date, due_date, has_balance,
            sum(n) AS n, sum(balance) AS balance
-    FROM unpaid_groups
+    FROM ({_UNPAID_GROUPS}) AS unpaid_groups
     GROUP BY 1, 2, 3, 4, 5
 ), outstanding AS (
     SELECT *,
@@ -343,22 +368,10 @@ SELECT 'bins' AS kind, NULL::text AS key, {bin_sql("s", DAY_TENTHS_BIN)} AS bin,
 FROM outstanding
 GROUP BY 3
 UNION ALL
-SELECT 'bins', NULL, bin, sum(n)::bigint, sum(total), min(low), max(high), sum(n)::bigint,
-       0, NULL, 0, 0, sum(n)::bigint, 0, NULL
-FROM paid_groups
-GROUP BY bin
-UNION ALL
-SELECT 'currency', currency, NULL, sum(n)::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, sum(invoiced)
-FROM (SELECT currency, n, invoiced FROM paid_groups
-      UNION ALL
-      SELECT currency, n, invoiced FROM unpaid_groups) AS invoiced
-GROUP BY currency
-UNION ALL
 SELECT 'overdue', currency, NULL, sum(n)::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, sum(balance)
-FROM unpaid_groups
-WHERE status IN {_OPEN} AND due_date < %(as_of_date)s AND has_balance
+FROM outstanding
+WHERE late
 GROUP BY currency
 """  # noqa: S608 -- a facet's reviewed SQL
 _ROLLUP_BY_CUSTOMER_SQL = {
@@ -447,7 +460,31 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
         )
 
     def depends_on_now(self, filters: InvoiceSettlementTimeFilters) -> bool:
-        return filters.as_of is None  # days outstanding and overdue are as of now
+        # From the rows, every figure is computed as of asOf (default now); from the
+        # rollups, only with_clock's are.
+        return filters.as_of is None and not self.reads_rollup(filters)
+
+    async def clock_free_part(
+        self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
+    ) -> _Settled | InvoiceSettlementTimeSummary:
+        if self.reads_rollup(filters):
+            return await self._settled(session, ctx, filters)
+        return await self.summarize_from_rows(session, ctx, filters)
+
+    async def with_clock(
+        self,
+        session: AsyncSession,
+        ctx: ReportContext,
+        filters: InvoiceSettlementTimeFilters,
+        part: _Settled | InvoiceSettlementTimeSummary,
+    ) -> InvoiceSettlementTimeSummary:
+        if isinstance(part, InvoiceSettlementTimeSummary):
+            return part
+        params = await self._rollup_params(session, ctx, filters)
+        outstanding = await fetch_all(session, _OUTSTANDING_SQL, params)
+        bins = part.bins + [row for row in outstanding if row["kind"] == "bins"]
+        groups = part.groups + [row for row in outstanding if row["kind"] != "bins"]
+        return _summary(bins, groups, ctx, filters)
 
     async def summarize_from_rows(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
@@ -460,23 +497,44 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
     async def summarize_from_rollup(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
     ) -> InvoiceSettlementTimeSummary:
+        part = await self._settled(session, ctx, filters)
+        return await self.with_clock(session, ctx, filters, part)
+
+    async def _rollup_params(
+        self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
+    ) -> dict[str, Any]:
         from_day, to_day = self.window.bounds(filters, ctx.timezone)
         window = await plan(session, ROLLUP, ctx, from_day, to_day)
-        params = {
+        return {
             **self.params(ctx, filters),
             **window.params,
             "status": filters.status,
             "currency": filters.currency,
         }
+
+    async def _settled(
+        self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
+    ) -> _Settled:
+        params = await self._rollup_params(session, ctx, filters)
         filtered = filters.status is not None or filters.currency is not None
-        parts = await fetch_all(session, _ROLLUP_SQL, params)
-        bins = [row for row in parts if row["kind"] == "bins"]
-        groups = [row for row in parts if row["kind"] != "bins"]
-        groups += await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
-        return _summary(bins, groups, ctx, filters)
+        parts = await fetch_all(session, _SETTLED_SQL, params)
+        customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
+        return _Settled(
+            bins=[row for row in parts if row["kind"] == "bins"],
+            groups=[row for row in parts if row["kind"] != "bins"] + customers,
+        )
 
 
 _KINDS = ("customer", "currency", "overdue")
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """The clock-free part of a summary from the rollups: the paid invoices' bin rows,
+    and the invoiced totals and customer counts (group rows of ``_summary``)."""
+
+    bins: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
 
 
 def _summary(

@@ -74,11 +74,12 @@ async def generate_summary(
             await fetch_one(session, TUNE_TRANSACTION, {})
             await report.check_references(session, filters, field_prefix="query.")
             key = await cache.SUMMARIES.key(session, report, ctx, filters)
-            summary = cache.SUMMARIES.get(key)
-            if summary is None:
-                computed = await report.summarize(session, ctx, filters)
-                summary = without_rest(computed.model_dump(by_alias=True))
-                cache.SUMMARIES.put(key, summary)
+            part = cache.SUMMARIES.get(key)
+            if part is None:
+                part = await report.clock_free_part(session, ctx, filters)
+                cache.SUMMARIES.put(key, part)
+            computed = await report.with_clock(session, ctx, filters, part)
+            summary = without_rest(computed.model_dump(by_alias=True))
     except ReplicaUnavailable as exc:
         raise ServiceUnavailable(
             "The figures are read from a replica that is unavailable or behind; "

@@ -15,12 +15,16 @@ status) is filtered, by the rollups (reports/rollups/) with these facets:
 - ``projects`` / ``users``: per ``project_name`` / ``user_name`` (display name) and
   ``status``: ``n``, ``hours``.
 
-Pending approvals depend on "now", so they are always read from the rows (the partial
-index ``ix_time_entries_organization_id_work_date_submitted``, 0007).
+Pending approvals are always read from the rows (the partial index
+``ix_time_entries_organization_id_work_date_submitted``, 0007) as their count, hours and
+the sum and earliest of their ``submitted_at``: clock-free, so the summary cache keeps
+them; their ages (``now - submitted_at``) are derived at each request (``with_clock``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
@@ -69,7 +73,9 @@ from pivotal_reporting.validation import Id
 BUCKETS = day_buckets((0, 1), (2, 3), (4, 7), (8, 14), (15, 30))
 COARSE_BIN = SECONDS_PER_HOUR
 _LATENCY = "date_part('epoch', t.approved_at - t.submitted_at)"
-_PENDING_AGE = "(%(now_epoch)s - date_part('epoch', t.submitted_at))"
+# When a pending entry was submitted, exact (numeric seconds): its age is derived from
+# it at each request (``with_clock``), so the rest of the summary can be cached.
+_SUBMITTED_EPOCH = "extract(epoch FROM t.submitted_at)"
 _APPROVED_LATENCY = f"CASE WHEN t.status = 'approved' THEN {_LATENCY} END"
 _BUCKET_MEANING = (
     "the approved entries `approvalTimeDistribution` counts in it (whole days from "
@@ -133,10 +139,10 @@ def _bins_sql(where: Conditions) -> str:
     return f"""
 SELECT {bin_sql("latency", HOUR_TENTHS_BIN)} AS bin, status, billable, {histogram_columns("latency")},
        count(*) AS entries, sum(hours) AS hours,
-       sum(pending_age) AS pending_age, max(pending_age) AS oldest_pending
+       sum(submitted) AS submitted_sum, min(submitted) AS earliest_submitted
 FROM (SELECT t.status, t.hours, t.billable,
              {_APPROVED_LATENCY} AS latency,
-             CASE WHEN t.status = 'submitted' THEN {_PENDING_AGE} END AS pending_age
+             CASE WHEN t.status = 'submitted' THEN {_SUBMITTED_EPOCH} END AS submitted
       {SOURCE.rows(where)} OFFSET 0) AS worked
 GROUP BY 1, 2, 3
 """  # noqa: S608 -- constants and bound parameters
@@ -247,12 +253,12 @@ _STATUS_WANTED = filters_match("status")  # the status filter, if any
 # billable, plus one row with the pending ages (read from the rows).
 _ROLLUP_HOURS_SQL = f"""
 SELECT NULL::int AS bin, status, billable, sum(n)::bigint AS entries,
-       sum(hours) AS hours, NULL::float8 AS pending_age, NULL::float8 AS oldest_pending
+       sum(hours) AS hours, NULL::numeric AS submitted_sum, NULL::numeric AS earliest_submitted
 FROM ({facet_rows(ROLLUP, "hours", _STATUS_WANTED)}) AS g
 GROUP BY 2, 3
 UNION ALL
-SELECT NULL, 'submitted', NULL, 0, 0, sum(age), max(age)
-FROM (SELECT {_PENDING_AGE} AS age
+SELECT NULL, 'submitted', NULL, 0, 0, sum(submitted), min(submitted)
+FROM (SELECT {_SUBMITTED_EPOCH} AS submitted
       FROM time_entries t
       WHERE t.organization_id = %(org)s AND t.status = 'submitted'
         AND {filters_match(status="'submitted'")}
@@ -326,7 +332,7 @@ JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id
     )
 
     def params(self, ctx: ReportContext, filters: TimeApprovalsFilters) -> dict[str, Any]:
-        return {"org": ctx.organization_id, "now_epoch": ctx.now.timestamp()}
+        return {"org": ctx.organization_id}
 
     def narrow(self, where: Conditions, ctx: ReportContext, filters: TimeApprovalsFilters) -> None:
         add_duration_bucket(
@@ -347,21 +353,51 @@ JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id
             and filters.approval_time_bucket is None
         )
 
+    def depends_on_now(self, filters: TimeApprovalsFilters) -> bool:
+        return False  # pending ages are with_clock's, from clock-free aggregates
+
+    async def clock_free_part(
+        self, session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
+    ) -> _Submitted:
+        if self.reads_rollup(filters):
+            return await self._rollup_part(session, ctx, filters)
+        return await self._rows_part(session, ctx, filters)
+
+    async def with_clock(
+        self,
+        session: AsyncSession,
+        ctx: ReportContext,
+        filters: TimeApprovalsFilters,
+        part: _Submitted,
+    ) -> TimeApprovalsSummary:
+        return part.aged(ctx.now)
+
     async def summarize_from_rows(
         self, session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
     ) -> TimeApprovalsSummary:
+        return (await self._rows_part(session, ctx, filters)).aged(ctx.now)
+
+    async def summarize_from_rollup(
+        self, session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
+    ) -> TimeApprovalsSummary:
+        return (await self._rollup_part(session, ctx, filters)).aged(ctx.now)
+
+    async def _rows_part(
+        self, session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
+    ) -> _Submitted:
         where = self.conditions(ctx, filters)
         bins = await fetch_all(session, _bins_sql(where), where.params)
         groups = await fetch_all(session, _groups_sql(where), where.params)
         timed, negative = split_negative(bins)
         latency = Histogram.from_rows(timed, HOUR_TENTHS_BIN)
         medians = (latency.median(SECONDS_PER_HOUR), latency.median(SECONDS_PER_DAY))
-        return _summary(bins, groups, latency, medians, negative)
+        return _Submitted.of(_summary(bins, groups, latency, medians, negative), bins)
 
-    async def summarize_from_rollup(
+    async def _rollup_part(
         self, session: AsyncSession, ctx: ReportContext, filters: TimeApprovalsFilters
-    ) -> TimeApprovalsSummary:
-        return _summary(*await _from_rollup(self, session, ctx, filters))
+    ) -> _Submitted:
+        hours, groups, latency, medians, negative = await _from_rollup(self, session, ctx, filters)
+        return _Submitted.of(_summary(hours, groups, latency, medians, negative), hours)
 
 
 def _summary(
@@ -460,19 +496,61 @@ def _entries(bins: list[dict[str, Any]], status: str) -> int:
 
 
 def _pending(bins: list[dict[str, Any]], hours: dict[str, Decimal]) -> dict[str, Any]:
-    """Pending approvals (submitted entries): count, hours, average and oldest age in days."""
-    count = _entries(bins, "submitted")
-    ages = [b["pending_age"] for b in bins if b["pending_age"] is not None]
-    oldest = max(
-        (b["oldest_pending"] for b in bins if b["oldest_pending"] is not None), default=None
-    )
+    """Pending approvals (submitted entries): count and hours; their ages are
+    ``with_clock``'s (None here)."""
     return {
-        "pending_approvals": count,
+        "pending_approvals": _entries(bins, "submitted"),
         "pending_hours": hours["submitted"],
-        "average_pending_age_days": _days(sum(ages) / count) if count else None,
-        "oldest_pending_age_days": _days(oldest) if oldest is not None else None,
+        "average_pending_age_days": None,
+        "oldest_pending_age_days": None,
     }
 
 
-def _days(seconds: float) -> Decimal:
-    return (Decimal(seconds) / SECONDS_PER_DAY).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+@dataclass(frozen=True)
+class _Submitted:
+    """The summary without the ages of its pending approvals, and what they are derived
+    from: the submitted entries' count, and the sum and the earliest of their
+    ``submitted_at`` (exact epoch seconds)."""
+
+    summary: TimeApprovalsSummary
+    count: int
+    epoch_sum: Decimal | None
+    earliest: Decimal | None
+
+    @classmethod
+    def of(cls, summary: TimeApprovalsSummary, bins: list[dict[str, Any]]) -> _Submitted:
+        sums = [b["submitted_sum"] for b in bins if b["submitted_sum"] is not None]
+        earliest = [b["earliest_submitted"] for b in bins if b["earliest_submitted"] is not None]
+        return cls(
+            summary,
+            summary.pending_approvals,
+            sum(sums, Decimal(0)) if sums else None,
+            min(earliest, default=None),
+        )
+
+    def aged(self, now: datetime) -> TimeApprovalsSummary:
+        """The summary with the pending ages as of ``now``: ``now - submitted_at``,
+        averaged over the pending entries, and the oldest, in days."""
+        if not self.count or self.epoch_sum is None or self.earliest is None:
+            return self.summary
+        instant = _epoch(now)
+        return self.summary.model_copy(
+            update={
+                "average_pending_age_days": _days(
+                    (instant * self.count - self.epoch_sum) / self.count
+                ),
+                "oldest_pending_age_days": _days(instant - self.earliest),
+            }
+        )
+
+
+def _epoch(instant: datetime) -> Decimal:
+    """Exact seconds since the epoch (microseconds included)."""
+    return Decimal((instant - _EPOCH) // timedelta(microseconds=1)) / 1_000_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _days(seconds: Decimal) -> Decimal:
+    return (seconds / SECONDS_PER_DAY).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
