@@ -161,15 +161,16 @@ def test_a_hit_still_ages_open_invoices_and_pending_approvals(
     assert pending["averagePendingAgeDays"] == Decimal("40.0")
 
 
-def test_figures_as_of_now_from_the_rows_are_never_cached(
+def test_what_depends_on_the_instant_is_never_cached(
     client: httpx.Client, tenant: Tenant, db: Session
 ) -> None:
-    # Overdue-only invoices are chosen by today's date: read from the rows at each
-    # request unless an explicit asOf fixes the instant.
+    # Which open invoices lie in a days-outstanding bucket moves with the clock: read
+    # from the rows at each request unless an explicit asOf fixes the instant.
     create_invoice(db, org=tenant.org, status="issued", issue_date=date(2024, 3, 1))
+    bucket = {"settlementTimeBucket": "91+"}
     hits = _hits()
     for _ in range(2):
-        ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, overdueOnly="true")
+        ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **bucket)
     assert _hits() == hits
 
     as_of = {"asOf": "2024-06-01T00:00:00Z"}
@@ -178,6 +179,36 @@ def test_figures_as_of_now_from_the_rows_are_never_cached(
     assert _hits() == hits + 1
     # 1 March to 1 June 2024 (UTC organization): 92 days outstanding.
     assert first["averageSettlementTimeDays"] == Decimal("92.0")
+
+
+def test_overdue_only_is_cached_for_the_day_it_is_asked(
+    client: httpx.Client, tenant: Tenant, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Overdue today: due 31 March, open. The set of overdue invoices changes with the
+    # date; their days outstanding with the instant.
+    create_invoice(
+        db, org=tenant.org, status="issued", issue_date=date(2024, 3, 1), due_date=date(2024, 3, 31)
+    )
+    clock = _Clock(datetime(2024, 3, 31, 12, tzinfo=UTC))
+    monkeypatch.setattr(service, "datetime", clock)
+    overdue = {"overdueOnly": "true"}
+    hits = _hits()
+    assert (
+        ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **overdue)["totalInvoices"]
+        == 0
+    ), "due today is not overdue yet"
+    clock.at = datetime(2024, 3, 31, 23, tzinfo=UTC)
+    assert (
+        ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **overdue)["totalInvoices"]
+        == 0
+    )
+    assert _hits() == hits + 1, "the same day: a hit"
+    clock.at = datetime(2024, 4, 1, 12, tzinfo=UTC)
+    next_day = ok_summary(client, tenant, "invoice-settlement-time", **WINDOW, **overdue)
+    assert _hits() == hits + 1, "the next day is asked afresh"
+    assert next_day["totalInvoices"] == 1
+    assert next_day["overdueInvoices"] == 1
+    assert next_day["averageSettlementTimeDays"] == Decimal("31.5")
 
 
 def test_a_cache_hit_is_audited_and_counted_like_any_call(

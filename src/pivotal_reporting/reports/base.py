@@ -184,6 +184,11 @@ class Report(ABC, Generic[F]):
         depends only on their rows and filters say so."""
         return True
 
+    def cache_scope(self, ctx: ReportContext, filters: F) -> str:
+        """What besides the filters and the data a cached ``clock_free_part`` depends
+        on, as text for its cache key (e.g. today's date); none by default."""
+        return ""
+
     def params(self, ctx: ReportContext, filters: F) -> dict[str, Any]:
         """Parameters every query of the report binds besides the filters' own."""
         return {"org": ctx.organization_id}

@@ -21,9 +21,10 @@ What is cached is a report's ``clock_free_part`` (base.py): the whole summary fo
 report whose figures do not age, and for one whose do (days outstanding of open
 invoices without an explicit ``asOf``, the ages of pending time approvals) what they are
 derived from; ``with_clock`` derives them from it at each request, so a hit still shows
-figures as of that request's instant. A part that itself depends on the current time
-(``Report.depends_on_now``, e.g. the invoices overdue as of now, read from the rows) is
-not cached at all.
+figures as of that request's instant. A part that depends on the current date is kept
+for that date (``Report.cache_scope``: the invoices overdue today); one that depends on
+the current instant (``Report.depends_on_now``: the open invoices in a days-outstanding
+bucket as of now) is not cached at all.
 
 The cache is per process, a LRU bounded in entries and in breakdown items held; with
 several API workers each keeps its own.
@@ -89,6 +90,7 @@ class SummaryCache:
             ctx.timezone,
             ctx.base_currency,
             normalized,
+            report.cache_scope(ctx, filters),
             str(versions["data_version"]),
             str(versions["names_version"]),
         )

@@ -44,6 +44,7 @@ from pivotal_reporting.reports.histogram import (
     histogram_columns,
     split_negative,
 )
+from pivotal_reporting.reports.outstanding import outstanding_rows
 from pivotal_reporting.reports.rollups import (
     Facet,
     Rollup,
@@ -120,9 +121,6 @@ _MIDNIGHTS = f"""JOIN (
 ) AS m ON m.day = i.issue_date"""  # noqa: S608 -- reviewed: constants only, values are bound
 
 
-_OPEN = "('issued', 'part_paid')"
-
-
 class InvoiceSettlementTimeFilters(ReportFilters):
     customer_id: Id | None = Field(default=None, description="Only this customer's invoices.")
     status: Literal["issued", "part_paid", "paid", "written_off"] | None = Field(
@@ -186,38 +184,44 @@ def _as_of(ctx: ReportContext, filters: InvoiceSettlementTimeFilters) -> datetim
 
 
 SOURCE = Source("invoices", "i", only="i.status NOT IN ('draft', 'void')")
-_SHOWN = ", ".join(f"count(*) FILTER (WHERE shown = '{s}') AS {s}" for s in DISPLAYED_STATUSES)
 
 
-def _bins_sql(where: Conditions) -> str:
-    """One hash aggregate: the settlement-time histogram (histogram.py) with the overdue
-    figures and the counts per displayed status alongside."""
+def _paid_bins_sql(where: Conditions) -> str:
+    """The paid invoices' settlement-time histogram (histogram.py): rows as the unpaid
+    ones' from outstanding.py (``bin, n, total, low, high, rows``, the status counts)."""
     return f"""
 SELECT {bin_sql("s", DAY_TENTHS_BIN)} AS bin, {histogram_columns("s")},
-       count(*) AS rows, count(*) FILTER (WHERE overdue) AS overdue,
-       sum(balance_due) FILTER (WHERE overdue AND currency = %(report_currency)s) AS overdue_amount,
-       {_SHOWN}
-FROM (SELECT {_seconds("m.epoch")} AS s, {OVERDUE} AS overdue, i.balance_due, i.currency,
-             CASE WHEN {OVERDUE} THEN 'overdue' ELSE i.status END AS shown
-      {SOURCE.rows(where, joins=_MIDNIGHTS)} OFFSET 0) AS issued
+       count(*) AS rows, 0 AS overdue, NULL::numeric AS overdue_amount, 0 AS issued,
+       0 AS part_paid, count(*) AS paid, 0 AS written_off
+FROM (SELECT {_seconds("m.epoch")} AS s
+      {SOURCE.rows(where, joins=_MIDNIGHTS)} AND i.status = 'paid' OFFSET 0) AS paid
 GROUP BY 1
 """  # noqa: S608 -- constants and bound parameters
 
 
+def _unpaid_sql(where: Conditions) -> str:
+    """The unpaid invoices (issued, part paid, written off) grouped as outstanding.py
+    reads them, with the epoch each issue date's local day began."""
+    return f"""
+SELECT status, currency, due_date, has_balance, {local_midnight_epoch("issue_date")} AS midnight,
+       n, balance
+FROM (SELECT i.status, i.currency, i.issue_date, i.due_date, i.balance_due > 0 AS has_balance,
+             count(*) AS n, sum(i.balance_due) AS balance
+      {SOURCE.rows(where)} AND i.status <> 'paid'
+      GROUP BY 1, 2, 3, 4, 5) AS unpaid
+"""  # noqa: S608 -- constants and bound parameters
+
+
 def _groups_sql(where: Conditions) -> str:
-    """Invoiced amounts per currency, overdue balances per currency, counts per customer."""
+    """Invoiced amounts per currency, counts per customer."""
     return f"""
 WITH g AS (
-    SELECT i.customer_id, i.currency, {OVERDUE} AS overdue,
-           count(*) AS n, sum(i.total_amount) AS amount, sum(i.balance_due) AS balance
+    SELECT i.customer_id, i.currency, count(*) AS n, sum(i.total_amount) AS amount
     {SOURCE.rows(where)}
-    GROUP BY GROUPING SETS ((i.customer_id), (i.currency, overdue))
+    GROUP BY GROUPING SETS ((i.customer_id), (i.currency))
 )
-SELECT 'currency' AS kind, currency AS key, sum(n)::bigint AS n, sum(amount) AS amount FROM g
+SELECT 'currency' AS kind, currency AS key, n, amount FROM g
 WHERE currency IS NOT NULL
-GROUP BY currency
-UNION ALL
-SELECT 'overdue', currency, n, balance FROM g WHERE currency IS NOT NULL AND overdue
 UNION ALL
 SELECT 'customer', c.name, sum(g.n)::bigint, NULL FROM g
 JOIN customers c ON c.organization_id = %(org)s AND c.id = g.customer_id
@@ -338,41 +342,14 @@ FROM (SELECT currency, n, invoiced FROM paid_groups
 GROUP BY currency
 """  # noqa: S608 -- a facet's reviewed SQL
 
-# What moves with asOf, from the unpaid groups (issued, part paid, written off): "bins",
-# their rows of _bins_sql (days outstanding and the overdue flag derived from asOf here,
-# one time-zone conversion per group), and "overdue", the overdue balances of
-# _groups_sql. Groups are a few thousand a year, so this runs at every request.
-_OUTSTANDING_SQL = f"""
-WITH unpaid AS (
-    SELECT status, currency, issue_date, due_date, has_balance,
-           sum(n) AS n, sum(balance) AS balance
-    FROM ({_UNPAID_GROUPS}) AS unpaid_groups
-    GROUP BY 1, 2, 3, 4, 5
-), outstanding AS (
-    SELECT *,
-           CASE WHEN status IN {_OPEN} THEN
-               %(as_of_epoch)s - {local_midnight_epoch("issue_date")} END AS s,
-           (status IN {_OPEN} AND due_date < %(as_of_date)s AND has_balance) AS late
-    FROM unpaid
-)
-SELECT 'bins' AS kind, NULL::text AS key, {bin_sql("s", DAY_TENTHS_BIN)} AS bin,
-       sum(n) FILTER (WHERE s IS NOT NULL)::bigint AS n,
-       sum(s * n) AS total, min(s) AS low, max(s) AS high, sum(n)::bigint AS rows,
-       sum(n) FILTER (WHERE late)::bigint AS overdue,
-       sum(balance) FILTER (WHERE late AND currency = %(report_currency)s) AS overdue_amount,
-       sum(n) FILTER (WHERE NOT late AND status = 'issued')::bigint AS issued,
-       sum(n) FILTER (WHERE NOT late AND status = 'part_paid')::bigint AS part_paid,
-       0::bigint AS paid,
-       sum(n) FILTER (WHERE status = 'written_off')::bigint AS written_off,
-       NULL::numeric AS amount
-FROM outstanding
-GROUP BY 3
-UNION ALL
-SELECT 'overdue', currency, NULL, sum(n)::bigint, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, sum(balance)
-FROM outstanding
-WHERE late
-GROUP BY currency
+# The unpaid groups (issued, part paid, written off) per issue date, with the epoch
+# its local day began (one time-zone conversion per group): what days outstanding and
+# overdue are derived from at each request (outstanding.py).
+_UNPAID_SQL = f"""
+SELECT status, currency, due_date, has_balance, {local_midnight_epoch("issue_date")} AS midnight,
+       sum(n) AS n, sum(balance) AS balance
+FROM ({_UNPAID_GROUPS}) AS unpaid_groups
+GROUP BY status, currency, issue_date, due_date, has_balance
 """  # noqa: S608 -- a facet's reviewed SQL
 _ROLLUP_BY_CUSTOMER_SQL = {
     filtered: customer_counts_sql(ROLLUP, filtered=filtered) for filtered in (False, True)
@@ -460,39 +437,45 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
         )
 
     def depends_on_now(self, filters: InvoiceSettlementTimeFilters) -> bool:
-        # From the rows, every figure is computed as of asOf (default now); from the
-        # rollups, only with_clock's are.
-        return filters.as_of is None and not self.reads_rollup(filters)
+        # Which invoices are in a settlement-time bucket depends on the instant of asOf;
+        # every other clock-free part, on the date at most (cache_scope).
+        return filters.as_of is None and filters.settlement_time_bucket is not None
+
+    def cache_scope(self, ctx: ReportContext, filters: InvoiceSettlementTimeFilters) -> str:
+        # Overdue-only invoices as of now are those overdue today (local date).
+        if filters.overdue_only and filters.as_of is None:
+            return local_date(ctx.now, ctx.timezone).isoformat()
+        return ""
 
     async def clock_free_part(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
-    ) -> _Settled | InvoiceSettlementTimeSummary:
+    ) -> _Settled:
         if self.reads_rollup(filters):
             return await self._settled(session, ctx, filters)
-        return await self.summarize_from_rows(session, ctx, filters)
+        return await self._settled_rows(session, ctx, filters)
 
     async def with_clock(
         self,
         session: AsyncSession,
         ctx: ReportContext,
         filters: InvoiceSettlementTimeFilters,
-        part: _Settled | InvoiceSettlementTimeSummary,
+        part: _Settled,
     ) -> InvoiceSettlementTimeSummary:
-        if isinstance(part, InvoiceSettlementTimeSummary):
-            return part
-        params = await self._rollup_params(session, ctx, filters)
-        outstanding = await fetch_all(session, _OUTSTANDING_SQL, params)
-        bins = part.bins + [row for row in outstanding if row["kind"] == "bins"]
-        groups = part.groups + [row for row in outstanding if row["kind"] != "bins"]
-        return _summary(bins, groups, ctx, filters)
+        as_of = _as_of(ctx, filters)
+        bins, overdue = outstanding_rows(
+            part.unpaid,
+            as_of_epoch=as_of.timestamp(),
+            as_of_date=local_date(as_of, ctx.timezone),
+            report_currency=filters.currency or ctx.base_currency,
+            width=DAY_TENTHS_BIN,
+        )
+        return _summary(part.bins + bins, part.groups + overdue, ctx, filters)
 
     async def summarize_from_rows(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
     ) -> InvoiceSettlementTimeSummary:
-        where = self.conditions(ctx, filters)
-        bins = await fetch_all(session, _bins_sql(where), where.params)
-        groups = await fetch_all(session, _groups_sql(where), where.params)
-        return _summary(bins, groups, ctx, filters)
+        part = await self._settled_rows(session, ctx, filters)
+        return await self.with_clock(session, ctx, filters, part)
 
     async def summarize_from_rollup(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
@@ -500,28 +483,35 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
         part = await self._settled(session, ctx, filters)
         return await self.with_clock(session, ctx, filters, part)
 
-    async def _rollup_params(
+    async def _settled_rows(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
-    ) -> dict[str, Any]:
+    ) -> _Settled:
+        where = self.conditions(ctx, filters)
+        paid = not filters.overdue_only and filters.status in (None, "paid")
+        return _Settled(
+            bins=await fetch_all(session, _paid_bins_sql(where), where.params) if paid else [],
+            groups=await fetch_all(session, _groups_sql(where), where.params),
+            unpaid=await fetch_all(session, _unpaid_sql(where), where.params),
+        )
+
+    async def _settled(
+        self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
+    ) -> _Settled:
         from_day, to_day = self.window.bounds(filters, ctx.timezone)
         window = await plan(session, ROLLUP, ctx, from_day, to_day)
-        return {
+        params = {
             **self.params(ctx, filters),
             **window.params,
             "status": filters.status,
             "currency": filters.currency,
         }
-
-    async def _settled(
-        self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
-    ) -> _Settled:
-        params = await self._rollup_params(session, ctx, filters)
         filtered = filters.status is not None or filters.currency is not None
         parts = await fetch_all(session, _SETTLED_SQL, params)
         customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
         return _Settled(
             bins=[row for row in parts if row["kind"] == "bins"],
             groups=[row for row in parts if row["kind"] != "bins"] + customers,
+            unpaid=await fetch_all(session, _UNPAID_SQL, params),
         )
 
 
@@ -530,11 +520,13 @@ _KINDS = ("customer", "currency", "overdue")
 
 @dataclass(frozen=True)
 class _Settled:
-    """The clock-free part of a summary from the rollups: the paid invoices' bin rows,
-    and the invoiced totals and customer counts (group rows of ``_summary``)."""
+    """The clock-free part of a summary (from the rollups or the rows): the paid invoices' bin rows,
+    the invoiced totals and customer counts (group rows of ``_summary``), and the unpaid
+    invoices' groups their days outstanding and overdue figures come from."""
 
     bins: list[dict[str, Any]]
     groups: list[dict[str, Any]]
+    unpaid: list[dict[str, Any]]  # outstanding.py's groups
 
 
 def _summary(
