@@ -44,7 +44,7 @@ from pivotal_reporting.reports.histogram import (
     histogram_columns,
     split_negative,
 )
-from pivotal_reporting.reports.outstanding import outstanding_rows
+from pivotal_reporting.reports.outstanding import UnpaidInvoices
 from pivotal_reporting.reports.rollups import (
     Facet,
     Rollup,
@@ -462,8 +462,7 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
         part: _Settled,
     ) -> InvoiceSettlementTimeSummary:
         as_of = _as_of(ctx, filters)
-        bins, overdue = outstanding_rows(
-            part.unpaid,
+        bins, overdue = part.unpaid.rows(
             as_of_epoch=as_of.timestamp(),
             as_of_date=local_date(as_of, ctx.timezone),
             report_currency=filters.currency or ctx.base_currency,
@@ -491,7 +490,9 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
         return _Settled(
             bins=await fetch_all(session, _paid_bins_sql(where), where.params) if paid else [],
             groups=await fetch_all(session, _groups_sql(where), where.params),
-            unpaid=await fetch_all(session, _unpaid_sql(where), where.params),
+            unpaid=UnpaidInvoices.from_groups(
+                await fetch_all(session, _unpaid_sql(where), where.params)
+            ),
         )
 
     async def _settled(
@@ -511,7 +512,7 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
         return _Settled(
             bins=[row for row in parts if row["kind"] == "bins"],
             groups=[row for row in parts if row["kind"] != "bins"] + customers,
-            unpaid=await fetch_all(session, _UNPAID_SQL, params),
+            unpaid=UnpaidInvoices.from_groups(await fetch_all(session, _UNPAID_SQL, params)),
         )
 
 
@@ -526,7 +527,7 @@ class _Settled:
 
     bins: list[dict[str, Any]]
     groups: list[dict[str, Any]]
-    unpaid: list[dict[str, Any]]  # outstanding.py's groups
+    unpaid: UnpaidInvoices
 
 
 def _summary(
