@@ -79,6 +79,16 @@ class Histogram:
             merged[index] = part if seen is None else seen.merge(part)
         return cls(width, tuple(merged[i] for i in sorted(merged)))
 
+    def merged(self, other: Histogram) -> Histogram:
+        """The values of both (of one width): bins of one index merged, ``self``'s first."""
+        if not other.bins:
+            return self
+        bins = {b.index: b for b in self.bins}
+        for b in other.bins:
+            seen = bins.get(b.index)
+            bins[b.index] = b if seen is None else seen.merge(b)
+        return Histogram(self.width, tuple(bins[i] for i in sorted(bins)))
+
     @property
     def count(self) -> int:
         return sum(b.count for b in self.bins)

@@ -468,7 +468,7 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
             report_currency=filters.currency or ctx.base_currency,
             width=DAY_TENTHS_BIN,
         )
-        return _summary(part.bins + bins, part.groups + overdue, ctx, filters)
+        return _summary(part.with_unpaid(bins), overdue, ctx, filters)
 
     async def summarize_from_rows(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
@@ -487,7 +487,7 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
     ) -> _Settled:
         where = self.conditions(ctx, filters)
         paid = not filters.overdue_only and filters.status in (None, "paid")
-        return _Settled(
+        return _Settled.of(
             bins=await fetch_all(session, _paid_bins_sql(where), where.params) if paid else [],
             groups=await fetch_all(session, _groups_sql(where), where.params),
             unpaid=UnpaidInvoices.from_groups(
@@ -509,60 +509,101 @@ JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_
         filtered = filters.status is not None or filters.currency is not None
         parts = await fetch_all(session, _SETTLED_SQL, params)
         customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
-        return _Settled(
+        return _Settled.of(
             bins=[row for row in parts if row["kind"] == "bins"],
             groups=[row for row in parts if row["kind"] != "bins"] + customers,
             unpaid=UnpaidInvoices.from_groups(await fetch_all(session, _UNPAID_SQL, params)),
         )
 
 
-_KINDS = ("customer", "currency", "overdue")
+_COUNTS = ("rows", "overdue", *DISPLAYED_STATUSES)
 
 
 @dataclass(frozen=True)
 class _Settled:
-    """The clock-free part of a summary (from the rollups or the rows): the paid invoices' bin rows,
-    the invoiced totals and customer counts (group rows of ``_summary``), and the unpaid
-    invoices' groups their days outstanding and overdue figures come from."""
+    """The clock-free part of a summary (from the rollups or the rows): the paid
+    invoices' settlement times and counts, the invoiced totals per currency, the counts
+    per customer, and the unpaid invoices their days outstanding and overdue figures
+    come from (outstanding.py)."""
 
-    bins: list[dict[str, Any]]
-    groups: list[dict[str, Any]]
+    paid: Histogram
+    paid_negative: int
+    paid_counts: dict[str, int]
+    currency_rows: list[dict[str, Any]]
+    by_customer: dict[str, int]
     unpaid: UnpaidInvoices
+
+    @classmethod
+    def of(
+        cls, *, bins: list[dict[str, Any]], groups: list[dict[str, Any]], unpaid: UnpaidInvoices
+    ) -> _Settled:
+        """From the paid invoices' bin rows and the currency and customer group rows."""
+        timed, negative = split_negative(bins)
+        return cls(
+            paid=Histogram.from_rows(timed, DAY_TENTHS_BIN),
+            paid_negative=negative,
+            paid_counts=category_counts(bins, _COUNTS),
+            currency_rows=[row for row in groups if row["kind"] == "currency"],
+            by_customer={row["key"]: row["n"] for row in groups if row["kind"] == "customer"},
+            unpaid=unpaid,
+        )
+
+    def with_unpaid(self, bins: list[dict[str, Any]]) -> _Figures:
+        """The figures with the unpaid invoices' bin rows (``UnpaidInvoices.rows``)."""
+        timed, negative = split_negative(bins)
+        counts = category_counts(bins, _COUNTS)
+        return _Figures(
+            settlement=self.paid.merged(Histogram.from_rows(timed, DAY_TENTHS_BIN)),
+            negative=self.paid_negative + negative,
+            counts={key: self.paid_counts[key] + counts[key] for key in _COUNTS},
+            overdue_amount=sum((r["overdue_amount"] or Decimal(0) for r in bins), Decimal(0)),
+            currency_rows=self.currency_rows,
+            by_customer=self.by_customer,
+        )
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """Every invoice in the window, as of ``asOf``: what ``_summary`` publishes."""
+
+    settlement: Histogram
+    negative: int
+    counts: dict[str, int]
+    overdue_amount: Decimal
+    currency_rows: list[dict[str, Any]]
+    by_customer: dict[str, int]
 
 
 def _summary(
-    bins: list[dict[str, Any]],
-    groups: list[dict[str, Any]],
+    figures: _Figures,
+    overdue_rows: list[dict[str, Any]],
     ctx: ReportContext,
     filters: InvoiceSettlementTimeFilters,
 ) -> InvoiceSettlementTimeSummary:
-    """The summary from the histogram rows and the currency, overdue and customer groups
-    (either path)."""
+    """The summary from the figures and the overdue balances per currency (either path)."""
     report_currency = filters.currency or ctx.base_currency
-    timed, negative = split_negative(bins)
-    settlement = Histogram.from_rows(timed, DAY_TENTHS_BIN)
-    totals = category_counts(bins, ("rows", "overdue", *DISPLAYED_STATUSES))
-    rows = {kind: [r for r in groups if r["kind"] == kind] for kind in _KINDS}
+    settlement = figures.settlement
+    totals = figures.counts
     return InvoiceSettlementTimeSummary(
         total_invoices=totals["rows"],
         average_settlement_time_days=settlement.average(SECONDS_PER_DAY),
         median_settlement_time_days=settlement.median(SECONDS_PER_DAY),
         min_settlement_time_days=settlement.minimum(SECONDS_PER_DAY),
         max_settlement_time_days=settlement.maximum(SECONDS_PER_DAY),
-        negative_settlement_times=negative,
+        negative_settlement_times=figures.negative,
         overdue_invoices=totals["overdue"],
-        overdue_amount=money(sum((r["overdue_amount"] or Decimal(0) for r in bins), Decimal(0))),
+        overdue_amount=money(figures.overdue_amount),
         currency=report_currency,
         amount_currency=report_currency,
         overdue_invoices_in_amount_currency=sum(
-            row["n"] for row in rows["overdue"] if str(row["key"]).strip() == report_currency
+            row["n"] for row in overdue_rows if str(row["key"]).strip() == report_currency
         ),
         as_of=_as_of(ctx, filters),
         invoices_by_status={s: totals[s] for s in DISPLAYED_STATUSES if totals[s]},
-        invoices_by_customer={row["key"]: row["n"] for row in rows["customer"]},
+        invoices_by_customer=figures.by_customer,
         settlement_time_distribution=distribution(
             BUCKETS, settlement.bucket_counts(BUCKETS, SECONDS_PER_DAY)
         ),
-        totals_by_currency=currency_totals(rows["currency"]),
-        overdue_by_currency=currency_totals(rows["overdue"]),
+        totals_by_currency=currency_totals(figures.currency_rows),
+        overdue_by_currency=currency_totals(overdue_rows),
     )
