@@ -1,7 +1,7 @@
 """Stream a report's rows from ``COPY (query) TO STDOUT`` into a storage file.
 
 Constant memory: rows arrive one at a time from libpq and are written in batches of
-``BATCH_ROWS``. The rows and their count come from one snapshot (the count runs on a
+``BATCH_BYTES``. The rows and their count come from one snapshot (the count runs on a
 second connection that imports the exporter's REPEATABLE READ snapshot), scoped to the
 organization, so the file matches ``total_rows`` exactly.
 
@@ -11,7 +11,9 @@ hold user text is guarded once against formula injection (``reports.sql.formula_
 cell that starts with tab/CR/LF, or with ``= + - @`` or their full-width forms after
 leading white space, gets a leading ``'``), and booleans are written ``true``/``false``.
 Numbers and dates are not text, so a negative amount stays a number. JSON (and any typed
-format) carries the values as stored, byte-exact.
+format) carries the values as stored, byte-exact. CSV and JSON read the name columns
+(user, project, customer) from per-export maps instead of joining them per row
+(name_lookups.py); the bytes are the same.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from psycopg import pq, sql
 from psycopg.pq.abc import PGconn
 
 from pivotal_reporting.db import Database, read_snapshot_of_connection
+from pivotal_reporting.exports.name_lookups import (
+    csv_name_splice,
+    json_name_splice,
+    lean_query,
+    pg_csv_cell,
+)
 from pivotal_reporting.replica import ExportedSnapshot
 from pivotal_reporting.reports.base import ExportQuery
 from pivotal_reporting.reports.sql import csv_boolean, formula_safe
@@ -37,7 +45,7 @@ from pivotal_reporting.storage import Partial
 
 TEXT_TYPE_OIDS = frozenset({19, 25, 1042, 1043})  # name, text, bpchar, varchar
 BOOLEAN_TYPE_OID = 16
-BATCH_ROWS = 8192  # rows per file write (a few hundred KiB)
+BATCH_BYTES = 256 * 1024  # bytes of whole rows per file write
 PROGRESS_EVERY_SECONDS = 0.5
 EXPORT_WORK_MEM = "64MB"  # per export transaction
 # \x01 and \x02 never occur raw in json output (control characters are escaped as \uXXXX),
@@ -162,13 +170,33 @@ async def write_csv(
     progress: ProgressCallback,
 ) -> WriteResult:
     """CSV with a header row (UTF-8, RFC 4180 quoting by PostgreSQL), guarded by
-    :func:`csv_select`."""
+    :func:`csv_select`; names from per-export maps when the query has lookups."""
+    if query.lean_sql is not None and query.lookups:
+        return await _write_csv_with_names(conn, query, out, progress)
     select = await csv_select(conn, query)
     copy_sql = sql.SQL("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
         select=sql.SQL(select)
     )
     rows = await _copy_to(conn, copy_sql, query, out, progress, transform=None)
     return WriteResult(rows=rows - 1)  # the header is one COPY row
+
+
+async def _write_csv_with_names(
+    conn: psycopg.AsyncConnection[object],
+    query: ExportQuery,
+    out: Partial,
+    progress: ProgressCallback,
+) -> WriteResult:
+    """:func:`write_csv` of the lean row query, the names written in from their maps
+    (name_lookups.py); the same bytes."""
+    splice = await csv_name_splice(conn, query)
+    lean = lean_query(query)
+    select = await csv_select(conn, lean)
+    copy_sql = sql.SQL("COPY ({select}) TO STDOUT WITH (FORMAT csv)").format(select=sql.SQL(select))
+    encoding = conn.info.encoding
+    out.write(b",".join(pg_csv_cell(name, encoding) for name in query.columns) + b"\n")
+    rows = await _copy_to(conn, copy_sql, lean, out, progress, transform=None, splice=splice)
+    return WriteResult(rows=rows)
 
 
 async def write_json(
@@ -178,7 +206,12 @@ async def write_json(
     progress: ProgressCallback,
 ) -> WriteResult:
     """A JSON array of objects keyed by column name: the raw rows, text byte-exact as
-    stored, numbers exact decimals, booleans ``true``/``false``."""
+    stored, numbers exact decimals, booleans ``true``/``false``. Names come from
+    per-export maps when the query has lookups (name_lookups.py), with the same bytes."""
+    splice = None
+    if query.lean_sql is not None and query.lookups:
+        splice = await json_name_splice(conn, query)
+        query = lean_query(query)
     copy_sql = _wrapped(
         f"COPY (SELECT row_to_json(r) FROM ({{rows}}) AS r) TO STDOUT WITH ({_JSON_COPY_OPTIONS})",  # noqa: S608 -- reviewed: constants only, values are bound
         query,
@@ -194,7 +227,9 @@ async def write_json(
         first = False
         return prefix + body
 
-    rows = await _copy_to(conn, copy_sql, query, out, progress, transform=to_array_items)
+    rows = await _copy_to(
+        conn, copy_sql, query, out, progress, transform=to_array_items, splice=splice
+    )
     out.write(b"\n]\n" if rows else b"]\n")
     return WriteResult(rows=rows)
 
@@ -206,8 +241,12 @@ async def _copy_to(
     out: ByteSink,
     progress: ProgressCallback,
     transform: Callable[[bytes], bytes] | None,
+    splice: Callable[[bytes], bytes] | None = None,
 ) -> int:
     """Run one COPY TO STDOUT into ``out``; returns the number of COPY rows.
+
+    ``splice`` rewrites each row as it arrives (names written in), ``transform`` each
+    batch of rows.
 
     psycopg starts the COPY (binding parameters client-side) and cleans up on error; the
     rows are drained by a thread in blocking libpq calls, because libpq hands over one
@@ -224,7 +263,7 @@ async def _copy_to(
 
     async with conn.cursor() as cur, cur.copy(copy_sql, query.params or None):
         drain = asyncio.ensure_future(
-            asyncio.to_thread(_drain_copy_out, conn.pgconn, out, report, transform)
+            asyncio.to_thread(_drain_copy_out, conn.pgconn, out, report, transform, splice)
         )
         try:
             return await asyncio.shield(drain)
@@ -242,34 +281,38 @@ def _drain_copy_out(
     out: ByteSink,
     report: Callable[[int], bool],
     transform: Callable[[bytes], bytes] | None,
+    splice: Callable[[bytes], bytes] | None,
 ) -> int:
     rows = 0
-    batch: list[bytes] = []
-    append = batch.append
+    # One growing buffer, not a list of rows: each row arrives as a memoryview of
+    # libpq's memory, and holding thousands of them until a join costs more CPU than
+    # copying each into the buffer at once (measured: ~2.5 s vs ~1.2 s per million rows).
+    buffer = bytearray()
     get_copy_data = pgconn.get_copy_data
     next_check = time.monotonic() + PROGRESS_EVERY_SECONDS
     while True:
         nbytes, data = get_copy_data(0)  # blocks until a row, the end (-1) or an error (-2)
         if nbytes < 0:
             break
-        append(data)  # type: ignore[arg-type]
+        buffer += data if splice is None else splice(bytes(data))
         rows += 1
-        if not rows % BATCH_ROWS:
-            _flush(batch, out, transform)
-            batch.clear()
+        if len(buffer) >= BATCH_BYTES:
+            _flush(buffer, out, transform)
             if time.monotonic() >= next_check:
                 if not report(rows):
                     raise ExportCancelled
                 next_check = time.monotonic() + PROGRESS_EVERY_SECONDS
-    _flush(batch, out, transform)
+    _flush(buffer, out, transform)
     while (result := pgconn.get_result()) is not None:  # COPY's final status
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise psycopg.errors.error_from_result(result, encoding=pgconn._encoding)
     return rows
 
 
-def _flush(batch: list[bytes], out: ByteSink, transform: Callable[[bytes], bytes] | None) -> None:
-    if not batch:
+def _flush(buffer: bytearray, out: ByteSink, transform: Callable[[bytes], bytes] | None) -> None:
+    """Write the whole rows in ``buffer`` (through ``transform``) and empty it."""
+    if not buffer:
         return
-    data = b"".join(batch)
+    data = bytes(buffer)
+    buffer.clear()
     out.write(transform(data) if transform else data)

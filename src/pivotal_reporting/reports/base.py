@@ -25,7 +25,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.errors import InvalidInput
-from pivotal_reporting.reports.source import ExportRows, Source, Window
+from pivotal_reporting.reports.source import ExportRows, NameLookup, Source, Window
 from pivotal_reporting.reports.sql import Conditions
 from pivotal_reporting.rls import ORG_SETTING as CURRENT_ORG
 from pivotal_reporting.validation import Id, Instant
@@ -102,6 +102,11 @@ class ExportQuery:
     # functions (each join is on a NOT NULL foreign key, so it keeps every row once);
     # without it the count runs ``sql`` itself.
     count_sql: str | None = None
+    # ``sql`` without the name columns of ``lookups`` and their joins: CSV and JSON fill
+    # the names from per-export maps (exports/name_lookups.py). ``None`` after a choice
+    # of ``columns`` (those exports run ``sql``).
+    lean_sql: str | None = None
+    lookups: tuple[NameLookup, ...] = ()
 
 
 F = TypeVar("F", bound=ReportFilters)
@@ -252,6 +257,8 @@ class Report(ABC, Generic[F]):
             columns=self.export.names,
             closed_text_columns=self.export.closed_text,
             count_sql=self.source.count_sql(where),
+            lean_sql=self.export.lean_select_sql(self.source, where),
+            lookups=tuple(self.export.lookups),
         )
 
 

@@ -67,7 +67,7 @@ from pivotal_reporting.reports.schemas import (
     distribution,
     money,
 )
-from pivotal_reporting.reports.source import ExportRows, Source, Window
+from pivotal_reporting.reports.source import ExportRows, NameLookup, Source, Window
 from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     Conditions,
@@ -393,8 +393,8 @@ class InvoiceSettlementTimeReport(Report[InvoiceSettlementTimeFilters]):
         )
         + ")",
         joins="""
-JOIN starts m ON m.day = i.issue_date
-JOIN customers c ON c.organization_id = i.organization_id AND c.id = i.customer_id""",
+JOIN starts m ON m.day = i.issue_date""",
+        lookups=(NameLookup("customer_id", "customer_name", "customers", "c", "name"),),
         order_by="i.issue_date, i.id",
         # CHECK-constrained vocabularies and server-formatted instants: never user text.
         closed_text=frozenset({"status", "currency", "paid_at"}),

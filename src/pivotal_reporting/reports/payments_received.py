@@ -45,7 +45,7 @@ from pivotal_reporting.reports.schemas import (
     distribution,
     money,
 )
-from pivotal_reporting.reports.source import ExportRows, Source, Window
+from pivotal_reporting.reports.source import ExportRows, NameLookup, Source, Window
 from pivotal_reporting.reports.sql import (
     Conditions,
     iso_utc,
@@ -218,8 +218,8 @@ class PaymentsReceivedReport(Report[PaymentsReceivedFilters]):
             ("paid_month", local_month("p.paid_at")),
         ),
         joins="""
-JOIN customers c ON c.organization_id = p.organization_id AND c.id = p.customer_id
 LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoice_id""",
+        lookups=(NameLookup("customer_id", "customer_name", "customers", "c", "name"),),
         order_by="p.paid_at, p.id",
         # CHECK-constrained vocabularies and server-formatted instants: never user text.
         closed_text=frozenset({"method", "status", "currency", "paid_at", "paid_month"}),

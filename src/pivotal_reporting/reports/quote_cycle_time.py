@@ -41,7 +41,7 @@ from pivotal_reporting.reports.schemas import (
     SummaryResponse,
     distribution,
 )
-from pivotal_reporting.reports.source import ExportRows, Source, Window
+from pivotal_reporting.reports.source import ExportRows, NameLookup, Source, Window
 from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     Conditions,
@@ -200,9 +200,11 @@ class QuoteCycleTimeReport(Report[QuoteCycleTimeFilters]):
             ("decided_at", iso_utc("q.decided_at")),
             ("cycle_time_days", rounded_seconds(_SECONDS, unit=SECONDS_PER_DAY, places=4)),
         ),
-        joins="""
-JOIN customers c ON c.organization_id = q.organization_id AND c.id = q.customer_id
-LEFT JOIN projects p ON p.organization_id = q.organization_id AND p.id = q.project_id""",
+        joins="",
+        lookups=(
+            NameLookup("customer_id", "customer_name", "customers", "c", "name"),
+            NameLookup("project_id", "project_name", "projects", "p", "name", optional=True),
+        ),
         order_by="q.decided_at, q.id",
         # CHECK-constrained vocabularies and server-formatted instants: never user text.
         closed_text=frozenset({"status", "currency", "created_at", "sent_at", "decided_at"}),

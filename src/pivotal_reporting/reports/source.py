@@ -95,15 +95,44 @@ class Source:
 
 
 @dataclass(frozen=True)
+class NameLookup:
+    """A name column that follows its id column in the file, read from a small table.
+
+    The full row query joins it (``JOIN <table> <alias> ON ... id = <key>``; ``LEFT JOIN``
+    when ``optional``, the id may be NULL). CSV and JSON exports instead read the
+    organization's ``table`` once into a map (id -> cell bytes) and write the name beside
+    the id as each row streams (``exports/name_lookups.py``): no join, and the name's
+    formula guard runs once per name, not once per row.
+    """
+
+    key: str  # the id column, e.g. "user_id"
+    name: str  # the name column right after it, e.g. "user_name"
+    table: str  # e.g. "users"
+    alias: str  # e.g. "u"
+    column: str  # e.g. "display_name"
+    optional: bool = False
+
+    def join_sql(self, source: Source, key_expression: str) -> str:
+        join = "LEFT JOIN" if self.optional else "JOIN"
+        a = self.alias
+        return (
+            f"\n{join} {self.table} {a} ON {a}.organization_id = {source.alias}.organization_id"
+            f" AND {a}.id = {key_expression}"
+        )
+
+
+@dataclass(frozen=True)
 class ExportRows:
     """An export's row query: its columns (name, SQL expression), in order, over the
     report's ``Source``.
 
     ``closed_text`` names the text columns that cannot hold user text (CHECK-constrained
     vocabularies, server-formatted instants): the CSV formula guard skips them.
-    ``with_`` is a ``WITH`` list placed before the select; ``joins`` join the names
-    (each on a NOT NULL foreign key, or a LEFT JOIN, so every row is kept once: the
-    count reads the source alone); ``order_by`` makes the file's order total.
+    ``with_`` is a ``WITH`` list placed before the select; ``joins`` and ``lookups`` join
+    the names (each on a NOT NULL foreign key, or a LEFT JOIN, so every row is kept
+    once: the count reads the source alone); ``order_by`` makes the file's order total.
+    ``lookups`` are the name columns that CSV and JSON fill from per-export maps instead
+    (``NameLookup``); ``lean_select_sql`` is the row query without them.
     """
 
     columns: Sequence[tuple[str, str]]
@@ -111,6 +140,15 @@ class ExportRows:
     order_by: str
     closed_text: frozenset[str] = frozenset()
     with_: str = ""
+    lookups: Sequence[NameLookup] = ()
+
+    def __post_init__(self) -> None:
+        order = self.names
+        for lookup in self.lookups:
+            at = order.index(lookup.key)
+            expected = (lookup.name, f"{lookup.alias}.{lookup.column}")
+            if tuple(self.columns[at + 1]) != expected:
+                raise ValueError(f"{lookup.name} must follow {lookup.key} as {expected[1]}")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -118,9 +156,24 @@ class ExportRows:
 
     def select_sql(self, source: Source, where: Conditions) -> str:
         """``[WITH ...] SELECT <columns> FROM ... WHERE ... ORDER BY ...``."""
-        columns = ",\n       ".join(f"{expression} AS {name}" for name, expression in self.columns)
+        return self._select(source, where, self.columns, self.joins + self._name_joins(source))
+
+    def lean_select_sql(self, source: Source, where: Conditions) -> str:
+        """``select_sql`` without the ``lookups``' name columns and their joins (the same
+        rows in the same order)."""
+        looked_up = {lookup.name for lookup in self.lookups}
+        columns = [(name, expression) for name, expression in self.columns if name not in looked_up]
+        return self._select(source, where, columns, self.joins)
+
+    def _name_joins(self, source: Source) -> str:
+        expressions = dict(self.columns)
+        return "".join(lookup.join_sql(source, expressions[lookup.key]) for lookup in self.lookups)
+
+    def _select(
+        self, source: Source, where: Conditions, columns: Sequence[tuple[str, str]], joins: str
+    ) -> str:
+        selected = ",\n       ".join(f"{expression} AS {name}" for name, expression in columns)
         with_ = f"WITH {self.with_}\n" if self.with_ else ""
         return (
-            f"{with_}SELECT {columns}\n"
-            f"{source.rows(where, joins=self.joins)}\nORDER BY {self.order_by}"
+            f"{with_}SELECT {selected}\n{source.rows(where, joins=joins)}\nORDER BY {self.order_by}"
         )

@@ -59,7 +59,7 @@ from pivotal_reporting.reports.schemas import (
     distribution,
     money,
 )
-from pivotal_reporting.reports.source import ExportRows, Source, Window
+from pivotal_reporting.reports.source import ExportRows, NameLookup, Source, Window
 from pivotal_reporting.reports.sql import (
     SECONDS_PER_DAY,
     SECONDS_PER_HOUR,
@@ -323,9 +323,11 @@ class TimeApprovalsReport(Report[TimeApprovalsFilters]):
             ("approval_time_hours", rounded_seconds(_LATENCY, unit=SECONDS_PER_HOUR, places=2)),
             ("approval_time_days", rounded_seconds(_LATENCY, unit=SECONDS_PER_DAY, places=4)),
         ),
-        joins="""
-JOIN users u ON u.organization_id = t.organization_id AND u.id = t.user_id
-JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id""",
+        joins="",
+        lookups=(
+            NameLookup("user_id", "user_name", "users", "u", "display_name"),
+            NameLookup("project_id", "project_name", "projects", "p", "name"),
+        ),
         order_by="t.work_date, t.id",
         # CHECK-constrained vocabularies and server-formatted instants: never user text.
         closed_text=frozenset({"status", "submitted_at", "approved_at", "rejected_at"}),

@@ -1,0 +1,179 @@
+"""Names beside their ids from per-export maps, instead of SQL joins (CSV and JSON).
+
+A report's ``NameLookup`` (reports/source.py) is a name column that follows its id
+column (``user_id, user_name``). CSV and JSON exports run the row query without it
+(``ExportQuery.lean_sql``: no join, no name column) and read each looked-up table of
+the organization once, in the export's own snapshot, into a map from the id as COPY
+writes it to the bytes of the id and name cells as the full query would have written
+them. As each row streams, the name is written beside its id. The bytes are those of
+the full query:
+
+- CSV: PostgreSQL computes each map entry's cells (``formula_safe`` of the id and of
+  the name, the guard the full query applies per row) and the cells are quoted by
+  PostgreSQL's CSV rule (:func:`pg_csv_cell`). The key is the unguarded id cell as COPY
+  writes it in the lean row, where the id column is left unguarded.
+- JSON: the map holds ``to_json(id)`` and ``to_json(name)``: ``row_to_json`` escapes
+  its values with the same function. The name is inserted after the id's value, which
+  ends where the next column's key begins (``,"next":``); ``,"`` never occurs inside a
+  JSON string (a quote in a string is always escaped), so the search cannot be fooled
+  by user text.
+
+The rows and the maps come from one REPEATABLE READ snapshot, so every id has its
+entry; a missing one raises (an export fails rather than writes a wrong cell).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from pivotal_reporting.reports.base import ExportQuery
+from pivotal_reporting.reports.source import NameLookup
+from pivotal_reporting.reports.sql import formula_safe
+
+RowSplice = Callable[[bytes], bytes]
+_NEEDS_QUOTES = (",", '"', "\n", "\r")
+
+
+def pg_csv_cell(value: str | None, encoding: str) -> bytes:
+    """``value`` as PostgreSQL's ``COPY (FORMAT csv)`` writes one cell of a multi-column
+    row: NULL empty; quoted (quotes doubled) when empty or holding ``,`` ``"`` CR or LF."""
+    if value is None:
+        return b""
+    if value == "" or any(c in value for c in _NEEDS_QUOTES):
+        return b'"' + value.replace('"', '""').encode(encoding) + b'"'
+    return value.encode(encoding)
+
+
+def lean_columns(query: ExportQuery) -> tuple[str, ...]:
+    """The columns of ``query.lean_sql``: ``query.columns`` without the looked-up names."""
+    looked_up = {lookup.name for lookup in query.lookups}
+    return tuple(c for c in query.columns if c not in looked_up)
+
+
+def lean_query(query: ExportQuery) -> ExportQuery:
+    """``query`` as its lean row query; the ids that get their cells from the maps are
+    marked closed, so the CSV guard does not run on them per row."""
+    assert query.lean_sql is not None
+    keys = frozenset(lookup.key for lookup in query.lookups)
+    return replace(
+        query,
+        sql=query.lean_sql,
+        columns=lean_columns(query),
+        closed_text_columns=query.closed_text_columns | keys,
+        lean_sql=None,
+        lookups=(),
+    )
+
+
+def _map_sql(lookup: NameLookup, *cells: str) -> sql.Composed:
+    """``SELECT <cells> FROM <table> WHERE organization_id = %(org)s`` (constants only)."""
+    return sql.SQL("SELECT {cells} FROM {table} WHERE organization_id = %(org)s").format(
+        cells=sql.SQL(", ").join(sql.SQL(cell) for cell in cells),
+        table=sql.Identifier(lookup.table),
+    )
+
+
+async def _fetch(
+    conn: psycopg.AsyncConnection[object], query: sql.Composed, org: str
+) -> list[tuple[str | None, ...]]:
+    async with conn.cursor() as cur:
+        await cur.execute(query, {"org": org})
+        return await cur.fetchall()  # type: ignore[return-value]
+
+
+async def csv_name_splice(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> RowSplice:
+    """The function that writes the names into a lean CSV row (``COPY`` bytes, one row)."""
+    encoding = conn.info.encoding
+    org = str(query.params["org"])
+    columns = lean_columns(query)
+    positions = []
+    for lookup in query.lookups:
+        rows = await _fetch(
+            conn,
+            _map_sql(lookup, "id", formula_safe("id"), formula_safe(lookup.column)),
+            org,
+        )
+        cells = {
+            pg_csv_cell(key, encoding): pg_csv_cell(guarded_id, encoding)
+            + b","
+            + pg_csv_cell(guarded_name, encoding)
+            for key, guarded_id, guarded_name in rows
+        }
+        if lookup.optional:
+            cells[b""] = b","  # a NULL id: empty id and name cells
+        positions.append((columns.index(lookup.key), cells))
+    return _csv_splice(positions, len(columns))
+
+
+def _csv_splice(positions: Sequence[tuple[int, dict[bytes, bytes]]], width: int) -> RowSplice:
+    """Replace the id cell at each position by its ``id,name`` cells (``width`` cells)."""
+    last = max(at for at, _ in positions)
+    if last == width - 1:  # an id in the last cell: split it from the row's LF first
+        inner = _csv_splice(positions, width + 1)
+        return lambda row: inner(row[:-1] + b",\n")[:-2] + b"\n"
+
+    def splice(row: bytes) -> bytes:
+        # Without a quote no cell is quoted, so no cell holds a comma: split is exact.
+        cells = _quoted_cells(row) if 0x22 in row else row.split(b",", last + 1)
+        for at, names in positions:
+            cells[at] = names[cells[at]]
+        return b",".join(cells)
+
+    return splice
+
+
+def _quoted_cells(body: bytes) -> list[bytes]:
+    """The cells of a CSV row that has quoted cells, each as written (quotes kept)."""
+    cells = []
+    start = 0
+    quoted = False
+    for i, byte in enumerate(body):
+        if byte == 0x22:  # '"': opens or closes a quoted cell ("" toggles twice)
+            quoted = not quoted
+        elif byte == 0x2C and not quoted:  # ','
+            cells.append(body[start:i])
+            start = i + 1
+    cells.append(body[start:])
+    return cells
+
+
+async def json_name_splice(conn: psycopg.AsyncConnection[object], query: ExportQuery) -> RowSplice:
+    """The function that writes the names into a lean ``row_to_json`` row (one COPY row)."""
+    org = str(query.params["org"])
+    columns = lean_columns(query)
+    steps = []
+    for lookup in query.lookups:
+        rows = await _fetch(
+            conn, _map_sql(lookup, "to_json(id)::text", f"to_json({lookup.column})::text"), org
+        )
+        name_key = b',"' + lookup.name.encode() + b'":'
+        cells = {
+            str(key).encode(): name_key + (b"null" if name is None else name.encode())
+            for key, name in rows
+        }
+        if lookup.optional:
+            cells[b"null"] = name_key + b"null"
+        at = columns.index(lookup.key)
+        start = (b"," if at else b"{") + b'"' + lookup.key.encode() + b'":'
+        end = b',"' + columns[at + 1].encode() + b'":' if at + 1 < len(columns) else None
+        steps.append((start, end, cells))
+    return _json_splice(steps)
+
+
+def _json_splice(steps: Sequence[tuple[bytes, bytes | None, dict[bytes, bytes]]]) -> RowSplice:
+    def splice(row: bytes) -> bytes:
+        parts: list[bytes] = []
+        cut = 0
+        for start, end, names in steps:
+            value = row.index(start, cut) + len(start)
+            stop = row.index(end, value) if end is not None else row.rindex(b"}")
+            parts += (row[cut:stop], names[row[value:stop]])
+            cut = stop
+        parts.append(row[cut:])
+        return b"".join(parts)
+
+    return splice
