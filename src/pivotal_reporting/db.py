@@ -13,6 +13,7 @@ Snapshot reads (a summary's session, an export's connection) may go to the read 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import sqlalchemy.exc
 from psycopg import sql
+from psycopg.rows import dict_row
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -56,6 +58,9 @@ log = logging.getLogger(__name__)
 _ENTER_TENANT = text(
     f"SELECT set_config('role', '{TENANT_ROLE}', true), "
     "set_config('app.organization_id', :org, true)"
+)
+_ENTER_TENANT_LITERAL = (
+    "SELECT set_config('role', {role}, true), set_config('app.organization_id', {org}, true)"
 )
 # The same, as the statement that takes a REPEATABLE READ snapshot: it also says what
 # that snapshot is (and keeps it in the transaction, for read_snapshot_of_connection).
@@ -153,6 +158,15 @@ class Replica:
             self._warned[exc.reason] = now
             then = "reading the primary" if self.policy.fallback == "primary" else "refusing"
             log.warning("%s; %s (logged once a minute)", exc, then)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """One command of a transaction sent whole: its tag word, row count and rows."""
+
+    tag: str
+    rowcount: int
+    rows: list[dict[str, Any]]
 
 
 @dataclass
@@ -277,6 +291,54 @@ class Database:
                 )
             metrics.READ_SNAPSHOTS.labels(opened[1].server).inc()
             yield opened
+
+    async def send_transaction(self, statements: sql.Composed) -> list[CommandResult]:
+        """Run a whole transaction (``BEGIN; ...; COMMIT;``, every value a literal) on the
+        primary, sent in one message: its locks are held only while the server runs it,
+        never while this process waits for its turn; one round trip instead of one per
+        statement. What each command answered, in order.
+        """
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+            await driver.set_autocommit(True)
+            try:
+                async with driver.cursor(row_factory=dict_row) as cursor:
+                    await cursor.execute(statements)
+                    results = []
+                    while True:
+                        rows = await cursor.fetchall() if cursor.description else []
+                        tag = (cursor.statusmessage or "").split(" ")[0]
+                        results.append(CommandResult(tag, cursor.rowcount, rows))
+                        if not cursor.nextset():
+                            return results
+            except BaseException:
+                if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):  # a broken connection is dropped
+                        await driver.execute("ROLLBACK")  # nothing of a failed one holds
+                raise
+            finally:
+                await driver.set_autocommit(False)
+
+    async def tenant_read(
+        self, organization_id: str, query: str, **values: Any
+    ) -> list[dict[str, Any]]:
+        """The rows of one read-only ``query`` (``{name}`` placeholders, filled with
+        ``values`` as literals) in a transaction scoped to ``organization_id``, sent in
+        one message (``send_transaction``)."""
+        if not organization_id:
+            raise ValueError("organization_id is required for a tenant read")
+        statements = sql.SQL(";\n").join(
+            [
+                sql.SQL("BEGIN READ ONLY"),
+                sql.SQL(_ENTER_TENANT_LITERAL).format(
+                    role=sql.Literal(TENANT_ROLE), org=sql.Literal(organization_id)
+                ),
+                sql.SQL(query).format(**{k: sql.Literal(v) for k, v in values.items()}),
+                sql.SQL("COMMIT"),
+            ]
+        )
+        return (await self.send_transaction(statements))[2].rows
 
     @asynccontextmanager
     async def system_session(self) -> AsyncIterator[AsyncSession]:

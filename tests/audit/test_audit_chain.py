@@ -9,13 +9,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+from psycopg import DataError
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from pivotal_reporting.audit.chain import GENESIS_HASH
-from pivotal_reporting.audit.service import record_event
+from pivotal_reporting.audit.chain import GENESIS_HASH, AuditEntry, payload_around_head
+from pivotal_reporting.audit.service import append_event, record_event
 from pivotal_reporting.audit.verify import ChainReport, verify_chain
 from pivotal_reporting.db import Database
 from tests.factories import create_organization
@@ -40,6 +42,108 @@ async def _append(database: Database, org_id: str, n: int, writer: int) -> None:
                 resource_id=f"writer-{writer}",
                 details={"i": i, "note": "héllo", "amount": "12.50"},
             )
+
+
+HOSTILE_DETAILS = [
+    {"i": 1, "note": "héllo ✓ 日本", "amount": "12.50"},
+    {"quote": 'it\'s "quoted" \\ back\\slash', "dollar": "$$ $1 %s %(x)s {org}"},
+    {"control": "tab\tnew\nline\u0001", "nested": {"b": [1, 2.5, None, True], "a": {}}},
+    {},
+]
+
+
+async def _append_one_message(database: Database, org_id: str, n: int, writer: int) -> None:
+    for i in range(n):
+        await append_event(
+            database,
+            organization_id=org_id,
+            user_id=None,
+            action="report_generated",
+            resource="reports",
+            resource_id=None if i % 3 == 0 else f"one-message-{writer}",
+            details=HOSTILE_DETAILS[i % len(HOSTILE_DETAILS)] | {"writer": writer},
+        )
+
+
+def test_payload_pieces_around_the_head_make_the_canonical_payload() -> None:
+    for i, details in enumerate(HOSTILE_DETAILS):
+        entry = AuditEntry(
+            organization_id="org-ü",
+            seq=1000 + i,
+            user_id=None if i % 2 else f"user-{i}",
+            action="report_generated",
+            resource="reports",
+            resource_id=None if i == 2 else "quote_cycle_time",
+            details=details,
+            created_at=datetime(2026, 11, 29, 20, 1, 11, i * 7, tzinfo=UTC),
+            prev_hash=hashlib.sha256(str(i).encode()).hexdigest(),
+        )
+        before, middle, after = payload_around_head(
+            organization_id=entry.organization_id,
+            user_id=entry.user_id,
+            action=entry.action,
+            resource=entry.resource,
+            resource_id=entry.resource_id,
+            details=entry.details,
+            created_at=entry.created_at,
+        )
+        assembled = before + entry.prev_hash + middle + str(entry.seq) + after
+        assert assembled == entry.canonical_payload()
+        assert json.loads(assembled)["details"] == details
+
+
+def test_one_message_appends_interleave_with_transactional_ones_in_one_chain(
+    db: Session, database: Database, owner_engine: Engine
+) -> None:
+    org = create_organization(db)
+
+    async def run() -> None:
+        # The organization's very first event comes through append_event (no head yet).
+        await _append_one_message(database, org.id, 1, writer=99)
+        await asyncio.gather(
+            *(_append_one_message(database, org.id, 8, w) for w in range(6)),
+            *(_append(database, org.id, 8, w) for w in range(2)),
+        )
+        with pytest.raises(DataError):  # jsonb refuses NUL: nothing of this one holds
+            await append_event(
+                database,
+                organization_id=org.id,
+                user_id=None,
+                action="report_generated",
+                resource="reports",
+                details={"nul": "\x00"},
+            )
+        await _append_one_message(database, org.id, 1, writer=100)
+
+    asyncio.run(run())
+    with owner_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT seq, payload, prev_hash, hash, details, resource_id "
+                "FROM audit_logs WHERE organization_id = :o ORDER BY seq"
+            ),
+            {"o": org.id},
+        ).all()
+        head = conn.execute(
+            text("SELECT seq, last_hash FROM audit_chain_heads WHERE organization_id = :o"),
+            {"o": org.id},
+        ).one()
+    assert [r.seq for r in rows] == list(range(1, 1 + 1 + 6 * 8 + 2 * 8 + 1))
+    previous = GENESIS_HASH
+    for row in rows:
+        payload = json.loads(row.payload)
+        assert row.prev_hash == previous == payload["prev_hash"]
+        assert payload["seq"] == row.seq
+        assert payload["details"] == row.details
+        assert payload["resource_id"] == row.resource_id
+        assert hashlib.sha256(row.payload.encode()).hexdigest() == row.hash
+        previous = row.hash
+    assert (head.seq, head.last_hash) == (rows[-1].seq, rows[-1].hash)
+    assert json.loads(rows[0].payload)["details"]["writer"] == 99
+    assert json.loads(rows[-1].payload)["details"]["writer"] == 100
+    report = _verify(database, org.id)
+    assert report.ok
+    assert report.rows_checked == len(rows)
 
 
 def _verify(database: Database, org_id: str) -> ChainReport:

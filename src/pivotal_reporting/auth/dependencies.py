@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pivotal_reporting.auth.oidc import oidc_verifier
-from pivotal_reporting.auth.principal import Principal, load_principal
+from pivotal_reporting.auth.principal import Principal, read_principal
 from pivotal_reporting.auth.provisioning import principal_for_identity, provisioning_recorder
 from pivotal_reporting.auth.sessions import SESSION_COOKIE, principal_from_cookie
 from pivotal_reporting.auth.tokens import verify_token
@@ -58,8 +58,7 @@ async def principal_for_token(request: Request, database: Database, token: str) 
             provisioning_recorder(request.app),
         )
     claims = verify_token(settings, token)
-    async with database.tenant_session(claims.organization_id) as session:
-        principal = await load_principal(session, claims)
+    principal = await read_principal(database, claims)
     if principal is None:
         raise Unauthorized("The token's user is unknown or no longer active.")
     return principal

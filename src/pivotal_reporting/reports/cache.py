@@ -26,6 +26,10 @@ for that date (``Report.cache_scope``: the invoices overdue today); one that dep
 the current instant (``Report.depends_on_now``: the open invoices in a days-outstanding
 bucket as of now) is not cached at all.
 
+A field that ``with_clock`` copies from the part unchanged (the customer breakdowns)
+is also kept as the JSON text it was first written as (``encoded``), so that a hit does
+not write ten thousand customers again.
+
 The cache is per process, a LRU bounded in entries and in breakdown items held; with
 several API workers each keeps its own.
 """
@@ -35,11 +39,13 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_one
+from pivotal_reporting.reports.schemas import EncodedJSON, encode_json
 
 MAX_ENTRIES = 512
 # Bound on the breakdown items held (a payments summary over 10,000 customers holds
@@ -63,7 +69,10 @@ class SummaryCache:
     """A bounded LRU of summaries keyed by their inputs and data versions."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES, max_items: int = MAX_ITEMS) -> None:
-        self._entries: OrderedDict[CacheKey, tuple[Any, int]] = OrderedDict()
+        # key → (part, items held, the JSON text of fields copied from the part)
+        self._entries: OrderedDict[CacheKey, tuple[Any, int, dict[str, EncodedJSON]]] = (
+            OrderedDict()
+        )
         self._max_entries = max_entries
         self._max_items = max_items
         self._items = 0
@@ -117,11 +126,25 @@ class SummaryCache:
             previous = self._entries.pop(key, None)
             if previous is not None:
                 self._items -= previous[1]
-            self._entries[key] = (summary, items)
+            self._entries[key] = (summary, items, {})
             self._items += items
             while len(self._entries) > self._max_entries or self._items > self._max_items:
-                _, (_, evicted) = self._entries.popitem(last=False)
+                _, (_, evicted, _) = self._entries.popitem(last=False)
                 self._items -= evicted
+
+    def encoded(self, key: CacheKey | None, field: str, value: Callable[[], Any]) -> EncodedJSON:
+        """``value()`` as JSON text: kept with the entry of ``key`` and reused for as long
+        as the entry lives. Only for a summary field ``with_clock`` takes unchanged from
+        the cached part, so that every answer from that part has the same value."""
+        with self._lock:
+            entry = self._entries.get(key) if key is not None else None
+            if entry is not None and field in entry[2]:
+                return entry[2][field]
+        text = EncodedJSON(encode_json(value()))
+        if entry is not None:
+            with self._lock:
+                entry[2][field] = text
+        return text
 
     def clear(self) -> None:
         with self._lock:
