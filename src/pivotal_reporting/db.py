@@ -64,13 +64,16 @@ _ENTER_TENANT_LITERAL = (
 )
 # The same, as the statement that takes a REPEATABLE READ snapshot: it also says what
 # that snapshot is (and keeps it in the transaction, for read_snapshot_of_connection).
-_ENTER_TENANT_SNAPSHOT = text(
-    f"SELECT set_config('role', '{TENANT_ROLE}', true), "  # noqa: S608 -- reviewed: constants only, values are bound
-    "set_config('app.organization_id', :org, true), "
-    "set_config('app.read_pool', :pool, true), "
-    "set_config('app.data_as_of', coalesce(to_json(s.data_as_of) #>> '{}', ''), true), "
+_ENTER_TENANT_SNAPSHOT_SQL = (
+    "SELECT set_config('role', {role}, true), "  # noqa: S608 -- reviewed: constants only, values are literals or bound
+    "set_config('app.organization_id', {org}, true), "
+    "set_config('app.read_pool', {pool}, true), "
+    "set_config('app.data_as_of', coalesce(to_json(s.data_as_of) #>> '{{}}', ''), true), "
     "s.data_as_of, s.in_recovery "
     f"FROM (SELECT {DATA_AS_OF_SQL} AS data_as_of, pg_is_in_recovery() AS in_recovery) AS s"
+)
+_ENTER_TENANT_SNAPSHOT = text(
+    _ENTER_TENANT_SNAPSHOT_SQL.format(role=f"'{TENANT_ROLE}'", org=":org", pool=":pool")
 )
 _READ_SNAPSHOT_SETTINGS = (
     "SELECT current_setting('app.data_as_of', true), current_setting('app.read_pool', true), "
@@ -326,19 +329,28 @@ class Database:
         """The rows of one read-only ``query`` (``{name}`` placeholders, filled with
         ``values`` as literals) in a transaction scoped to ``organization_id``, sent in
         one message (``send_transaction``)."""
-        if not organization_id:
-            raise ValueError("organization_id is required for a tenant read")
-        statements = sql.SQL(";\n").join(
-            [
-                sql.SQL("BEGIN READ ONLY"),
-                sql.SQL(_ENTER_TENANT_LITERAL).format(
-                    role=sql.Literal(TENANT_ROLE), org=sql.Literal(organization_id)
-                ),
-                sql.SQL(query).format(**{k: sql.Literal(v) for k, v in values.items()}),
-                sql.SQL("COMMIT"),
-            ]
+        enter = sql.SQL(_ENTER_TENANT_LITERAL).format(
+            role=sql.Literal(TENANT_ROLE), org=sql.Literal(_required(organization_id))
         )
-        return (await self.send_transaction(statements))[2].rows
+        results = await self.send_transaction(_reading("BEGIN READ ONLY", enter, query, values))
+        return results[2].rows
+
+    async def snapshot_read(
+        self, organization_id: str, query: str, **values: Any
+    ) -> tuple[ReadSnapshot, list[dict[str, Any]]]:
+        """``tenant_read`` in a read-only REPEATABLE READ snapshot on the primary, taken
+        as ``tenant_session(snapshot=True)`` takes it: what that snapshot is, and the rows."""
+        enter = sql.SQL(_ENTER_TENANT_SNAPSHOT_SQL).format(
+            role=sql.Literal(TENANT_ROLE),
+            org=sql.Literal(_required(organization_id)),
+            pool=sql.Literal("primary"),
+        )
+        begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        results = await self.send_transaction(_reading(begin, enter, query, values))
+        taken = results[1].rows[0]
+        snapshot = ReadSnapshot(taken["data_as_of"], False, taken["in_recovery"])
+        metrics.READ_SNAPSHOTS.labels(snapshot.server).inc()
+        return snapshot, results[2].rows
 
     @asynccontextmanager
     async def system_session(self) -> AsyncIterator[AsyncSession]:
@@ -354,6 +366,18 @@ class Database:
         await self.engine.dispose()
         if self.replica is not None:
             await self.replica.engine.dispose()
+
+
+def _required(organization_id: str) -> str:
+    if not organization_id:
+        raise ValueError("organization_id is required for a tenant read")
+    return organization_id
+
+
+def _reading(begin: str, enter: sql.Composed, query: str, values: dict[str, Any]) -> sql.Composed:
+    """``begin``; ``enter``; ``query`` with ``values`` as literals; COMMIT."""
+    filled = sql.SQL(query).format(**{k: sql.Literal(v) for k, v in values.items()})
+    return sql.SQL(";\n").join([sql.SQL(begin), enter, filled, sql.SQL("COMMIT")])
 
 
 @asynccontextmanager

@@ -26,7 +26,7 @@ from tests.factories import (
     create_quote,
     create_time_entry,
 )
-from tests.reports.helpers import ok_summary
+from tests.reports.helpers import ok_summary, summary
 
 WINDOW = {"fromDate": "2024-01-01T00:00:00Z", "toDate": "2025-01-01T00:00:00Z"}
 
@@ -50,6 +50,35 @@ def test_a_repeated_summary_is_a_hit_until_a_row_is_inserted(
     assert after["totalQuotes"] == 2
     assert after["quotesByStatus"] == {"accepted": 1, "rejected": 1, "expired": 0}
     assert _hits() == hits + 1, "a changed organization is computed afresh"
+
+
+def test_a_hit_is_exact_as_of_its_own_snapshot_and_keeps_the_breakdown_bytes(
+    client: httpx.Client, tenant: Tenant, db: Session
+) -> None:
+    for name in ("Zeta GmbH", "Ålborg A/S", 'Quote "Co"', "alpha ltd"):
+        customer = create_customer(db, org=tenant.org, name=name)
+        create_payment(
+            db, org=tenant.org, customer=customer, paid_at=datetime(2024, 5, 1, tzinfo=UTC)
+        )
+    first_response, first = summary(client, tenant, "payments-received", **WINDOW)
+    hits = _hits()
+    before_hit = db.scalar(text("SELECT clock_timestamp()"))
+    hit_response, hit = summary(client, tenant, "payments-received", **WINDOW)
+    assert _hits() == hits + 1
+    assert hit["summary"] == first["summary"]
+    breakdown = hit["summary"]["paymentsByCustomer"]
+    assert list(breakdown) == list(first["summary"]["paymentsByCustomer"])
+    assert sorted(breakdown.values()) == [1, 1, 1, 1]
+    # The breakdown is written once and spliced in: the same bytes in both answers.
+    assert _breakdown_text(hit_response.text) == _breakdown_text(first_response.text)
+    # The hit's snapshot was taken after this request began, not when it was first computed.
+    as_of = datetime.fromisoformat(hit["dataAsOf"].replace("Z", "+00:00"))
+    assert as_of >= before_hit > datetime.fromisoformat(first["dataAsOf"].replace("Z", "+00:00"))
+
+
+def _breakdown_text(body: str) -> str:
+    start = body.index('"paymentsByCustomer":')
+    return body[start : body.index("}", start) + 1]
 
 
 def test_updates_deletes_and_refreshes_are_seen(

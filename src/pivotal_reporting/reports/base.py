@@ -216,7 +216,7 @@ class Report(ABC, Generic[F]):
         from the rollups when ``reads_rollup``, else from the rows. It is
         ``with_clock`` of ``clock_free_part``, the split the summary cache uses."""
         part = await self.clock_free_part(session, ctx, filters)
-        return await self.with_clock(session, ctx, filters, part)
+        return self.with_clock(ctx, filters, part)
 
     async def clock_free_part(self, session: AsyncSession, ctx: ReportContext, filters: F) -> Any:
         """What the summary is made of that does not move with the clock (unless
@@ -226,9 +226,7 @@ class Report(ABC, Generic[F]):
             return await self.summarize_from_rollup(session, ctx, filters)
         return await self.summarize_from_rows(session, ctx, filters)
 
-    async def with_clock(
-        self, session: AsyncSession, ctx: ReportContext, filters: F, part: Any
-    ) -> BaseModel:
+    def with_clock(self, ctx: ReportContext, filters: F, part: Any) -> BaseModel:
         """The summary from ``clock_free_part`` and ``ctx.now`` (a report whose figures
         age, such as days outstanding, derives them here; ``part`` is never changed, it
         may be a cached one). By default ``part`` is the summary."""

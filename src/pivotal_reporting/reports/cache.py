@@ -52,15 +52,17 @@ MAX_ENTRIES = 512
 # 10,000): about a hundred such summaries, or hundreds of small ones, per process.
 MAX_ITEMS = 1_000_000
 
-_VERSIONS_SQL = """
+# ``{org}``, ``{report}``: literals (the one-message hit of service.py) or bound.
+VERSIONS_QUERY = """
 SELECT (SELECT count(*) FROM rollup_changes
-        WHERE organization_id = %(org)s AND report_type = %(report)s)
+        WHERE organization_id = {org} AND report_type = {report})
      + coalesce((SELECT consumed FROM rollup_changes_consumed
-                 WHERE organization_id = %(org)s AND report_type = %(report)s), 0)
+                 WHERE organization_id = {org} AND report_type = {report}), 0)
        AS data_version,
        coalesce((SELECT version FROM rollup_name_versions
-                 WHERE organization_id = %(org)s), 0) AS names_version
+                 WHERE organization_id = {org}), 0) AS names_version
 """
+_VERSIONS_SQL = VERSIONS_QUERY.format(org="%(org)s", report="%(report)s")
 
 CacheKey = tuple[str, ...]
 
@@ -80,16 +82,29 @@ class SummaryCache:
         self.hits = 0
         self.misses = 0
 
+    def cacheable(self, report: Report[Any], filters: ReportFilters) -> bool:
+        return self._max_entries > 0 and not report.depends_on_now(filters)
+
     async def key(
         self, session: AsyncSession, report: Report[Any], ctx: ReportContext, filters: ReportFilters
     ) -> CacheKey | None:
         """The key for this request in ``session``'s snapshot; ``None``: do not cache."""
-        if self._max_entries == 0 or report.depends_on_now(filters):
+        if not self.cacheable(report, filters):
             return None
         versions = await fetch_one(
             session, _VERSIONS_SQL, {"org": ctx.organization_id, "report": report.report_type}
         )
         assert versions is not None
+        return self.key_at(versions, report, ctx, filters)
+
+    def key_at(
+        self,
+        versions: dict[str, Any],
+        report: Report[Any],
+        ctx: ReportContext,
+        filters: ReportFilters,
+    ) -> CacheKey:
+        """The key under the versions (``VERSIONS_QUERY``) read in the request's snapshot."""
         normalized = json.dumps(
             filters.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True
         )
@@ -104,13 +119,14 @@ class SummaryCache:
             str(versions["names_version"]),
         )
 
-    def get(self, key: CacheKey | None) -> Any:
+    def get(self, key: CacheKey | None, *, count_miss: bool = True) -> Any:
+        """The part kept under ``key``, or ``None`` (counted as a miss if ``count_miss``)."""
         if key is None:
             return None
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                self.misses += 1
+                self.misses += count_miss
                 return None
             self._entries.move_to_end(key)
             self.hits += 1

@@ -454,9 +454,8 @@ JOIN starts m ON m.day = i.issue_date""",
             return await self._settled(session, ctx, filters)
         return await self._settled_rows(session, ctx, filters)
 
-    async def with_clock(
+    def with_clock(
         self,
-        session: AsyncSession,
         ctx: ReportContext,
         filters: InvoiceSettlementTimeFilters,
         part: _Settled,
@@ -474,13 +473,13 @@ JOIN starts m ON m.day = i.issue_date""",
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
     ) -> InvoiceSettlementTimeSummary:
         part = await self._settled_rows(session, ctx, filters)
-        return await self.with_clock(session, ctx, filters, part)
+        return self.with_clock(ctx, filters, part)
 
     async def summarize_from_rollup(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
     ) -> InvoiceSettlementTimeSummary:
         part = await self._settled(session, ctx, filters)
-        return await self.with_clock(session, ctx, filters, part)
+        return self.with_clock(ctx, filters, part)
 
     async def _settled_rows(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters

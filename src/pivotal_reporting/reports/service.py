@@ -67,31 +67,18 @@ async def generate_summary(
         base_currency=principal.base_currency,
         now=now,
     )
-    # One snapshot for all of a summary's queries (rollups.py decides which periods
-    # are fresh in one statement and reads them in the next), on the read replica if
-    # there is one; the audit event follows in its own transaction on the primary, since
-    # the chain head it updates must not be snapshot-bound. A cached answer is served only
-    # while the data version read in this very snapshot is the one it was computed at, so
-    # its figures are exact as of this snapshot's instant too.
+    # The audit event follows in its own transaction on the primary, since the chain
+    # head it updates must not be snapshot-bound.
     try:
-        async with database.tenant_session(
-            principal.organization_id, snapshot=True, replica=True
-        ) as session:
-            data_as_of = read_snapshot_of(session).data_as_of
-            await report.check_references(session, filters, field_prefix="query.")
-            key = await cache.SUMMARIES.key(session, report, ctx, filters)
-            part = cache.SUMMARIES.get(key)
-            if part is None:
-                await fetch_one(session, TUNE_TRANSACTION, {})  # for the queries that follow
-                part = await report.clock_free_part(session, ctx, filters)
-                cache.SUMMARIES.put(key, part)
-            computed = await report.with_clock(session, ctx, filters, part)
-            summary = _summary_fields(report, computed, key, whole=customer_limit is None)
+        found = await _cached_part(database, report, ctx, filters)
+        data_as_of, key, part = found or await _read_part(database, report, ctx, filters)
     except ReplicaUnavailable as exc:
         raise ServiceUnavailable(
             "The figures are read from a replica that is unavailable or behind; "
             "please retry shortly."
         ) from exc
+    computed = report.with_clock(ctx, filters, part)
+    summary = _summary_fields(report, computed, key, whole=customer_limit is None)
     await append_event(
         database,
         organization_id=principal.organization_id,
@@ -112,6 +99,48 @@ async def generate_summary(
         "generatedAt": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "dataAsOf": utc_text(data_as_of),
     }
+
+
+async def _cached_part(
+    database: Database, report: Report[Any], ctx: ReportContext, filters: ReportFilters
+) -> tuple[datetime, cache.CacheKey, Any] | None:
+    """A cached part found in one round trip, with the instant of the snapshot its
+    versions were read in; ``None`` if there is none (or this request cannot take this
+    path: a read replica is configured, or an id filter must be checked first)."""
+    checked = any(getattr(filters, name) is not None for name in report.references)
+    if database.replica is not None or checked or not cache.SUMMARIES.cacheable(report, filters):
+        return None
+    snapshot, rows = await database.snapshot_read(
+        ctx.organization_id,
+        cache.VERSIONS_QUERY,
+        org=ctx.organization_id,
+        report=report.report_type,
+    )
+    key = cache.SUMMARIES.key_at(rows[0], report, ctx, filters)
+    part = cache.SUMMARIES.get(key, count_miss=False)  # a miss is counted by _read_part
+    return None if part is None else (snapshot.data_as_of, key, part)
+
+
+async def _read_part(
+    database: Database, report: Report[Any], ctx: ReportContext, filters: ReportFilters
+) -> tuple[datetime, cache.CacheKey | None, Any]:
+    """The part in one snapshot, cached or computed there, and that snapshot's instant.
+
+    One snapshot for all of a summary's queries (rollups.py decides which periods are
+    fresh in one statement and reads them in the next), on the read replica if there is
+    one. A cached part is used only while the data versions read in this very snapshot
+    are those it was computed at, so its figures are exact as of this snapshot too.
+    """
+    async with database.tenant_session(ctx.organization_id, snapshot=True, replica=True) as session:
+        data_as_of = read_snapshot_of(session).data_as_of
+        await report.check_references(session, filters, field_prefix="query.")
+        key = await cache.SUMMARIES.key(session, report, ctx, filters)
+        part = cache.SUMMARIES.get(key)
+        if part is None:
+            await fetch_one(session, TUNE_TRANSACTION, {})  # for the queries that follow
+            part = await report.clock_free_part(session, ctx, filters)
+            cache.SUMMARIES.put(key, part)
+        return data_as_of, key, part
 
 
 def _summary_fields(

@@ -365,9 +365,8 @@ class TimeApprovalsReport(Report[TimeApprovalsFilters]):
             return await self._rollup_part(session, ctx, filters)
         return await self._rows_part(session, ctx, filters)
 
-    async def with_clock(
+    def with_clock(
         self,
-        session: AsyncSession,
         ctx: ReportContext,
         filters: TimeApprovalsFilters,
         part: _Submitted,
