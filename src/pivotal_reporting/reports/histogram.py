@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import accumulate
 from typing import Any
@@ -47,6 +47,13 @@ class Bin:
     total: float  # sum of the values, seconds
     low: float  # smallest value, seconds
     high: float  # largest value, seconds
+
+    # ``total`` as the exact decimal it is, made once per bin: a cached histogram's
+    # bins are summed again at every request.
+    exact_total: Decimal = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exact_total", Decimal(self.total))
 
     def merge(self, other: Bin) -> Bin:
         return Bin(
@@ -98,7 +105,7 @@ class Histogram:
         count = self.count
         if not count:
             return None
-        total = sum((Decimal(b.total) for b in self.bins), Decimal(0))
+        total = sum((b.exact_total for b in self.bins), Decimal(0))
         return _round(total / count / unit)
 
     def minimum(self, unit: int) -> Decimal | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -34,6 +34,11 @@ class UnpaidInvoices:
     # (due date, currency, status, count, balance) of open invoices with a balance
     with_balance: list[tuple[date, str, str, int, Decimal]]
     written_off: int
+    # (as-of date, report currency) → what is overdue then: computed once per day asked
+    # (a cached part is asked many times a day), never changed after.
+    _overdue: dict[tuple[date, str], _Overdue] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_groups(cls, groups: Iterable[Mapping[str, Any]]) -> UnpaidInvoices:
@@ -99,21 +104,46 @@ class UnpaidInvoices:
             "paid": 0,
             "written_off": self.written_off,
         }
+        late = self._overdue.get((as_of_date, report_currency))
+        if late is None:
+            late = self._overdue_on(as_of_date, report_currency)
+            self._overdue[(as_of_date, report_currency)] = late
+        counts["overdue"] = late.count
+        counts["overdue_amount"] = late.amount
+        for status, n in late.by_status.items():
+            counts[status] -= n
+        bin_rows = [{**_NO_COUNTS, **row} for row in bins.values()]
+        return [*bin_rows, counts], [dict(row) for row in late.rows]
+
+    def _overdue_on(self, as_of_date: date, report_currency: str) -> _Overdue:
+        """The open invoices with a balance due before ``as_of_date``: how many, their
+        balance in ``report_currency``, how many of each status, and the rows per currency
+        (``kind`` 'overdue', ``key``, ``n``, ``amount``)."""
+        count, amount = 0, Decimal(0)
+        by_status: dict[str, int] = defaultdict(int)
         overdue: dict[str, dict[str, Any]] = {}
         for due_date, currency, status, n, balance in self.with_balance:
             if not due_date < as_of_date:
                 break  # ordered by due date
-            counts["overdue"] += n
-            counts[status] -= n
+            count += n
+            by_status[status] += n
             if currency == report_currency:
-                counts["overdue_amount"] += balance
+                amount += balance
             late = overdue.setdefault(
                 currency, {"kind": "overdue", "key": currency, "n": 0, "amount": Decimal(0)}
             )
             late["n"] += n
             late["amount"] += balance
-        bin_rows = [{**_NO_COUNTS, **row} for row in bins.values()]
-        return [*bin_rows, counts], [overdue[c] for c in sorted(overdue)]
+        rows = tuple(overdue[c] for c in sorted(overdue))
+        return _Overdue(count, amount, dict(by_status), rows)
+
+
+@dataclass(frozen=True)
+class _Overdue:
+    count: int
+    amount: Decimal
+    by_status: dict[str, int]
+    rows: tuple[dict[str, Any], ...]
 
 
 # The counts columns of a bin row (they are all in the one row with ``bin`` None).
