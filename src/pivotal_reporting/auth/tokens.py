@@ -50,6 +50,11 @@ def mint_token(
     return jwt.encode(claims, settings.resolved_jwt_secret(), algorithm=ALGORITHM)
 
 
+# Request state key: the bearer token whose claims (``token_claims``) a middleware has
+# already verified with ``verify_token`` in this request.
+VERIFIED_TOKEN = "verified_token"  # noqa: S105 -- a state key, not a secret
+
+
 def verify_token(settings: Settings, token: str) -> TokenClaims:
     """Verify signature, algorithm, expiry, lifetime and required claims.
 

@@ -28,7 +28,7 @@ from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pivotal_reporting.auth.oidc import oidc_token_claims
-from pivotal_reporting.auth.tokens import TokenClaims, verify_token
+from pivotal_reporting.auth.tokens import VERIFIED_TOKEN, TokenClaims, verify_token
 from pivotal_reporting.config import Settings
 from pivotal_reporting.errors import AppError, problem_response
 from pivotal_reporting.route_templates import app_path
@@ -127,7 +127,9 @@ class RateLimitMiddleware:
             except AppError:
                 pass  # the route answers 401; the attempt still counts against the address
             else:
-                scope.setdefault("state", {})["token_claims"] = claims
+                state = scope.setdefault("state", {})
+                state["token_claims"] = claims
+                state[VERIFIED_TOKEN] = token  # auth takes these claims for this token
                 return f"user:{claims.organization_id}:{claims.user_id}"
         client = scope.get("client")
         return f"ip:{client[0] if client else 'unknown'}"
