@@ -236,6 +236,9 @@ def main() -> None:
     )
     parser.add_argument("--reference-calls", type=int, default=5, help="rows-only SQL calls")
     parser.add_argument("--load", action="store_true", help="the spec's load test instead")
+    parser.add_argument(
+        "--hit-cost", action="store_true", help="server CPU per cache hit, one API process"
+    )
     parser.add_argument("--users", type=int, default=25)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--api-workers", type=int, default=2, help="serve --workers in --load")
@@ -247,6 +250,9 @@ def main() -> None:
         return
     if args.load:
         run_load(args)
+        return
+    if args.hit_cost:
+        run_hit_cost(args)
         return
     header = (
         "| report                  | rows/table | window                            "
@@ -441,7 +447,10 @@ async def _load(
         return latencies, errors, time.perf_counter() - started
 
 
-def run_load(args: argparse.Namespace) -> None:
+@contextmanager
+def served(args: argparse.Namespace, workers: int) -> Iterator[tuple[str, str, int]]:
+    """``pivotal-reporting serve --workers N`` on the load database, as its own process
+    tree: (base URL, a token of the demo user, the supervisor's pid)."""
     import socket
     import subprocess
     import sys
@@ -462,7 +471,7 @@ def run_load(args: argparse.Namespace) -> None:
     }
     cli = str(Path(sys.executable).parent / "pivotal-reporting")
     server = subprocess.Popen(
-        [cli, "serve", "--port", str(port), "--workers", str(args.api_workers)],
+        [cli, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -485,11 +494,16 @@ def run_load(args: argparse.Namespace) -> None:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("serve did not start")
             time.sleep(0.3)
-        asyncio.run(_load(base_url, token, args.users, 5))  # warm-up: pools, caches
-        latencies, errors, wall = asyncio.run(_load(base_url, token, args.users, args.seconds))
+        yield base_url, token, server.pid
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def run_load(args: argparse.Namespace) -> None:
+    with served(args, args.api_workers) as (base_url, token, _):
+        asyncio.run(_load(base_url, token, args.users, 5))  # warm-up: pools, caches
+        latencies, errors, wall = asyncio.run(_load(base_url, token, args.users, args.seconds))
     timing = percentiles(latencies)
     print(
         f"Load: {args.users} users, no think time, {args.seconds:.0f} s, the four summaries in turn "
@@ -504,6 +518,49 @@ def run_load(args: argparse.Namespace) -> None:
     )
     if errors:
         print("errors (first 5):", errors[:5])
+    print(machine())
+
+
+# --- What one cache hit costs the server: --hit-cost ---------------------------------------
+#
+# One API process, sequential calls (no concurrency), the CPU time the process tree used
+# per call (from /proc, Linux only), beside the wall time the client saw.
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    import subprocess
+
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    ticks = 0
+    for each in [pid, *map(int, children.stdout.split())]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_hit_cost(args: argparse.Namespace) -> None:
+    calls = max(args.calls, 200)
+    print(
+        f"Cache hits: one API process, {calls} sequential calls per report (local year), "
+        f"{args.load_rows:,} rows per table"
+    )
+    print("| report                  | server CPU ms/call | wall ms/call | response bytes |")
+    print("|-------------------------|-------------------:|-------------:|---------------:|")
+    with served(args, 1) as (base_url, token, pid), httpx.Client(base_url=base_url) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        for report in registry.all_reports():
+            path = f"/v1/reports/summary/{report.path}"
+            for _ in range(5):  # computed once, then hits
+                http.get(path, params=WINDOWS["local year"], headers=headers).raise_for_status()
+            cpu, started = _tree_cpu_seconds(pid), time.perf_counter()
+            for _ in range(calls):
+                response = http.get(path, params=WINDOWS["local year"], headers=headers)
+            wall = (time.perf_counter() - started) / calls * 1000
+            used = (_tree_cpu_seconds(pid) - cpu) / calls * 1000
+            print(
+                f"| {report.report_type:<23} | {used:>18.2f} | {wall:>12.2f} "
+                f"| {len(response.content):>14,} |"
+            )
     print(machine())
 
 
