@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -163,3 +164,41 @@ def test_a_snapshot_session_is_one_read_only_repeatable_read_transaction(
     isolation, read_only, organization, next_isolation = asyncio.run(run())
     assert (isolation, read_only, organization) == ("repeatable read", "on", org.id)
     assert next_isolation == "read committed"  # the pooled connection is reset
+
+
+def test_one_message_transactions_are_scoped_and_leave_no_autocommit_connection(
+    db: Session, database: Database
+) -> None:
+    """tenant_read / snapshot_read / send_transaction run on pooled connections switched to
+    autocommit for one message: they see only their organization, and whatever happens,
+    every connection goes back to the pool in transaction mode with no tenant left."""
+    org_a, org_b = _seed(db), _seed(db)
+    query = "SELECT DISTINCT organization_id FROM quotes"
+
+    async def run() -> tuple[list[set[str]], list[bool], tuple[str, str]]:
+        seen = [{r["organization_id"] for r in await database.tenant_read(org_a, query)}]
+        snapshot, rows = await database.snapshot_read(org_b, query)
+        seen.append({r["organization_id"] for r in rows})
+        with pytest.raises(psycopg.DataError):  # fails mid-transaction: rolled back
+            await database.tenant_read(org_a, "SELECT CAST({bad} AS jsonb)", bad='"\\u0000"')
+        # Both pooled connections, checked out together: neither is in autocommit.
+        async with database.engine.connect() as one, database.engine.connect() as two:
+            modes = []
+            for conn in (one, two):
+                raw = await conn.get_raw_connection()
+                modes.append(raw.driver_connection.autocommit)  # type: ignore[union-attr]
+        async with database.tenant_session(org_a) as session:
+            # Two statements of one tenant transaction: the scope holds for the second.
+            await session.execute(text("SELECT 1"))
+            scoped = (
+                await session.execute(
+                    text("SELECT current_user, current_setting('app.organization_id')")
+                )
+            ).one()
+        assert snapshot.data_as_of is not None
+        return seen, modes, (scoped[0], scoped[1])
+
+    seen, modes, scoped = asyncio.run(run())
+    assert seen == [{org_a}, {org_b}]
+    assert modes == [False, False]
+    assert scoped == ("pivotal_tenant", org_a)

@@ -306,22 +306,16 @@ class Database:
             driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
             await driver.set_autocommit(True)
             try:
-                async with driver.cursor(row_factory=dict_row) as cursor:
-                    await cursor.execute(statements)
-                    results = []
-                    while True:
-                        rows = await cursor.fetchall() if cursor.description else []
-                        tag = (cursor.statusmessage or "").split(" ")[0]
-                        results.append(CommandResult(tag, cursor.rowcount, rows))
-                        if not cursor.nextset():
-                            return results
-            except BaseException:
-                if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    with contextlib.suppress(psycopg.Error):  # a broken connection is dropped
-                        await driver.execute("ROLLBACK")  # nothing of a failed one holds
-                raise
+                return await _run_whole(driver, statements)
             finally:
-                await driver.set_autocommit(False)
+                try:
+                    await driver.set_autocommit(False)
+                except BaseException:
+                    # Never back to the pool in autocommit mode: there each statement
+                    # would be its own transaction, and a tenant scope set for the
+                    # transaction would not hold for the next statement.
+                    await conn.invalidate()
+                    raise
 
     async def tenant_read(
         self, organization_id: str, query: str, **values: Any
@@ -366,6 +360,28 @@ class Database:
         await self.engine.dispose()
         if self.replica is not None:
             await self.replica.engine.dispose()
+
+
+async def _run_whole(
+    driver: psycopg.AsyncConnection[Any], statements: sql.Composed
+) -> list[CommandResult]:
+    """``send_transaction``'s message on an autocommit connection; a failed transaction
+    is rolled back (its remaining statements were skipped)."""
+    try:
+        async with driver.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(statements)
+            results = []
+            while True:
+                rows = await cursor.fetchall() if cursor.description else []
+                tag = (cursor.statusmessage or "").split(" ")[0]
+                results.append(CommandResult(tag, cursor.rowcount, rows))
+                if not cursor.nextset():
+                    return results
+    except BaseException:
+        if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            with contextlib.suppress(psycopg.Error):  # a broken connection is dropped
+                await driver.execute("ROLLBACK")
+        raise
 
 
 def _required(organization_id: str) -> str:
