@@ -69,6 +69,8 @@ def lean_query(query: ExportQuery) -> ExportQuery:
         closed_text_columns=query.closed_text_columns | keys,
         lean_sql=None,
         lookups=(),
+        parts=query.lean_parts,
+        lean_parts=None,
     )
 
 
