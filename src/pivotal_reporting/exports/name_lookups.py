@@ -128,7 +128,20 @@ def _csv_splice(positions: Sequence[tuple[int, dict[bytes, bytes]]], width: int)
             cells[at] = names[cells[at]]
         return b",".join(cells)
 
-    return splice
+    if len(positions) != 2:
+        return splice
+    # Two ids (a user and a project): the same, without the loop (it runs per row).
+    (first, first_names), (second, second_names) = positions
+
+    def splice_two(row: bytes) -> bytes:
+        if 0x22 in row:
+            return splice(row)
+        cells = row.split(b",", last + 1)
+        cells[first] = first_names[cells[first]]
+        cells[second] = second_names[cells[second]]
+        return b",".join(cells)
+
+    return splice_two
 
 
 def _quoted_cells(body: bytes, quote: int = 0x22, delimiter: int = 0x2C) -> list[bytes]:
