@@ -101,10 +101,6 @@ def test_every_report_writes_the_bytes_of_row_to_json(
     # without the maps (a chosen-columns export runs the full query)
     joined = replace(query, lean_sql=None, lookups=())
     assert asyncio.run(_write(database_url, tenant.org.id, joined)) == expected
-    # every value's text over the sorted rows (a query without its parts)
-    unparted = replace(query, parts=None, lean_parts=None)
-    assert asyncio.run(_write(database_url, tenant.org.id, unparted)) == expected
-    assert asyncio.run(_write(database_url, tenant.org.id, replace(joined, parts=None))) == expected
 
 
 _VALUES = """

@@ -69,8 +69,6 @@ def lean_query(query: ExportQuery) -> ExportQuery:
         closed_text_columns=query.closed_text_columns | keys,
         lean_sql=None,
         lookups=(),
-        parts=query.lean_parts,
-        lean_parts=None,
     )
 
 

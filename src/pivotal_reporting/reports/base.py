@@ -25,7 +25,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.errors import InvalidInput
-from pivotal_reporting.reports.source import ExportRows, NameLookup, SelectParts, Source, Window
+from pivotal_reporting.reports.source import ExportRows, NameLookup, Source, Window
 from pivotal_reporting.reports.sql import Conditions
 from pivotal_reporting.rls import ORG_SETTING as CURRENT_ORG
 from pivotal_reporting.validation import Id, Instant
@@ -107,11 +107,6 @@ class ExportQuery:
     # of ``columns`` (those exports run ``sql``).
     lean_sql: str | None = None
     lookups: tuple[NameLookup, ...] = ()
-    # ``sql`` and ``lean_sql`` in their parts (columns as expressions, rows, order), for
-    # writers that select other expressions of the columns (json_rows.py); ``None`` when
-    # ``sql`` is not a report's own row query (a choice of ``columns``).
-    parts: SelectParts | None = None
-    lean_parts: SelectParts | None = None
 
 
 F = TypeVar("F", bound=ReportFilters)
@@ -256,18 +251,14 @@ class Report(ABC, Generic[F]):
     def export_query(self, ctx: ReportContext, filters: F) -> ExportQuery:
         """The export's row query and columns for these filters."""
         where = self.conditions(ctx, filters)
-        parts = self.export.select_parts(self.source, where)
-        lean_parts = self.export.lean_select_parts(self.source, where)
         return ExportQuery(
-            sql=parts.sql,
+            sql=self.export.select_sql(self.source, where),
             params=where.params,
             columns=self.export.names,
             closed_text_columns=self.export.closed_text,
             count_sql=self.source.count_sql(where),
-            lean_sql=lean_parts.sql,
+            lean_sql=self.export.lean_select_sql(self.source, where),
             lookups=tuple(self.export.lookups),
-            parts=parts,
-            lean_parts=lean_parts,
         )
 
 

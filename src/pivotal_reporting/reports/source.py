@@ -10,7 +10,7 @@ interpolate constants of the report modules; filter values travel as bound param
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -156,56 +156,24 @@ class ExportRows:
 
     def select_sql(self, source: Source, where: Conditions) -> str:
         """``[WITH ...] SELECT <columns> FROM ... WHERE ... ORDER BY ...``."""
-        return self.select_parts(source, where).sql
+        return self._select(source, where, self.columns, self.joins + self._name_joins(source))
 
     def lean_select_sql(self, source: Source, where: Conditions) -> str:
         """``select_sql`` without the ``lookups``' name columns and their joins (the same
         rows in the same order)."""
-        return self.lean_select_parts(source, where).sql
-
-    def select_parts(self, source: Source, where: Conditions) -> SelectParts:
-        """``select_sql`` in its parts."""
-        return self._parts(source, where, self.columns, self.joins + self._name_joins(source))
-
-    def lean_select_parts(self, source: Source, where: Conditions) -> SelectParts:
-        """``lean_select_sql`` in its parts."""
         looked_up = {lookup.name for lookup in self.lookups}
         columns = [(name, expression) for name, expression in self.columns if name not in looked_up]
-        return self._parts(source, where, columns, self.joins)
+        return self._select(source, where, columns, self.joins)
 
     def _name_joins(self, source: Source) -> str:
         expressions = dict(self.columns)
         return "".join(lookup.join_sql(source, expressions[lookup.key]) for lookup in self.lookups)
 
-    def _parts(
+    def _select(
         self, source: Source, where: Conditions, columns: Sequence[tuple[str, str]], joins: str
-    ) -> SelectParts:
-        return SelectParts(
-            tuple((name, expression) for name, expression in columns),
-            source.rows(where, joins=joins),
-            self.order_by,
-            self.with_,
-        )
-
-
-@dataclass(frozen=True)
-class SelectParts:
-    """A row query in parts: ``[WITH <with_>] SELECT <expression AS name, ...> <rows>
-    ORDER BY <order_by>``, so that a writer can select other expressions of the same
-    columns in the same query (json_rows.py: cells computed before the sort, by the
-    parallel workers, instead of over the sorted rows)."""
-
-    columns: tuple[tuple[str, str], ...]
-    rows: str  # FROM ... WHERE ...
-    order_by: str
-    with_: str = ""
-
-    @property
-    def sql(self) -> str:
-        return self.select(f"{expression} AS {name}" for name, expression in self.columns)
-
-    def select(self, selected: Iterable[str]) -> str:
-        """The query selecting ``selected`` (SQL expressions) instead of the columns."""
+    ) -> str:
+        selected = ",\n       ".join(f"{expression} AS {name}" for name, expression in columns)
         with_ = f"WITH {self.with_}\n" if self.with_ else ""
-        listed = ",\n       ".join(selected)
-        return f"{with_}SELECT {listed}\n{self.rows}\nORDER BY {self.order_by}"
+        return (
+            f"{with_}SELECT {selected}\n{source.rows(where, joins=joins)}\nORDER BY {self.order_by}"
+        )
