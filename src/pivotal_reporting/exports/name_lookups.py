@@ -46,7 +46,8 @@ def pg_csv_cell(value: str | None, encoding: str, quote: str = '"', delimiter: s
     quote, CR or LF."""
     if value is None:
         return b""
-    if value == "" or any(c in value for c in (quote, delimiter, "\n", "\r")):
+    # plain `in` tests: run once per map entry (25,000 projects), a generator costs 3x
+    if value == "" or quote in value or delimiter in value or "\n" in value or "\r" in value:
         return (quote + value.replace(quote, quote * 2) + quote).encode(encoding)
     return value.encode(encoding)
 
