@@ -215,7 +215,7 @@ def test_a_dropped_connection_is_retried_and_completes(
     with psycopg.connect(database_url, autocommit=True) as admin:
         killed = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE 'COPY (SELECT row_to_json(r)%%' AND datname = current_database()"
+            "WHERE query LIKE 'COPY (SELECT ''{%%' AND datname = current_database()"
         ).fetchall()
     assert killed, "no COPY to interrupt"
     job = wait_for_job(client, tenant, job_id, timeout=120)["job"]

@@ -32,6 +32,7 @@ from psycopg import pq, sql
 from psycopg.pq.abc import PGconn
 
 from pivotal_reporting.db import Database, read_snapshot_of_connection
+from pivotal_reporting.exports.json_rows import JSON_COPY_OPTIONS, json_select
 from pivotal_reporting.exports.name_lookups import (
     csv_name_splice,
     json_name_splice,
@@ -48,9 +49,6 @@ BOOLEAN_TYPE_OID = 16
 BATCH_BYTES = 256 * 1024  # bytes of whole rows per file write
 PROGRESS_EVERY_SECONDS = 0.5
 EXPORT_WORK_MEM = "64MB"  # per export transaction
-# \x01 and \x02 never occur raw in json output (control characters are escaped as \uXXXX),
-# so this CSV dialect passes each JSON document through byte for byte.
-_JSON_COPY_OPTIONS = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
 
 ProgressCallback = Callable[[int], Coroutine[Any, Any, bool]]
 
@@ -206,15 +204,18 @@ async def write_json(
     progress: ProgressCallback,
 ) -> WriteResult:
     """A JSON array of objects keyed by column name: the raw rows, text byte-exact as
-    stored, numbers exact decimals, booleans ``true``/``false``. Names come from
-    per-export maps when the query has lookups (name_lookups.py), with the same bytes."""
+    stored, numbers exact decimals, booleans ``true``/``false``: the bytes of
+    ``row_to_json``, built as text by cheaper expressions (json_rows.py). Names come
+    from per-export maps when the query has lookups (name_lookups.py)."""
     splice = None
+    raw: tuple[str, ...] = ()
     if query.lean_sql is not None and query.lookups:
         splice = await json_name_splice(conn, query)
+        raw = tuple(lookup.key for lookup in query.lookups)
         query = lean_query(query)
-    copy_sql = _wrapped(
-        f"COPY (SELECT row_to_json(r) FROM ({{rows}}) AS r) TO STDOUT WITH ({_JSON_COPY_OPTIONS})",  # noqa: S608 -- reviewed: constants only, values are bound
-        query,
+    select = await json_select(conn, query, raw)
+    copy_sql = sql.SQL("COPY ({select}) TO STDOUT WITH ({options})").format(
+        select=sql.SQL(select), options=sql.SQL(JSON_COPY_OPTIONS)
     )
     out.write(b"[")
     first = True

@@ -96,7 +96,8 @@ class ExportQuery:
     # Text columns that cannot hold user text: a CHECK-constrained vocabulary (status,
     # currency, method) or a server-made format (ISO timestamps, months). The CSV formula
     # guard skips them; every other text column is guarded, so a column a report forgets
-    # to list here is guarded, never left open.
+    # to list here is guarded, never left open. JSON writes them between quotes without
+    # escaping (exports/json_rows.py): they never hold ``"``, ``\`` or a control character.
     closed_text_columns: frozenset[str] = frozenset()
     # ``count(*)`` of the same rows without the joins, the ordering and the cell
     # functions (each join is on a NOT NULL foreign key, so it keeps every row once);

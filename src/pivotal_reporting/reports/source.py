@@ -127,7 +127,8 @@ class ExportRows:
     report's ``Source``.
 
     ``closed_text`` names the text columns that cannot hold user text (CHECK-constrained
-    vocabularies, server-formatted instants): the CSV formula guard skips them.
+    vocabularies, server-formatted instants): the CSV formula guard skips them, and JSON
+    writes them without escaping (they hold no ``"``, a backslash or control character).
     ``with_`` is a ``WITH`` list placed before the select; ``joins`` and ``lookups`` join
     the names (each on a NOT NULL foreign key, or a LEFT JOIN, so every row is kept
     once: the count reads the source alone); ``order_by`` makes the file's order total.
