@@ -19,8 +19,10 @@ these facets:
   ``issue_date``, ``due_date`` and ``has_balance`` (balance_due > 0): ``n``,
   ``invoiced``, ``balance`` (sum of balance_due). Days outstanding and overdue depend on
   ``asOf``, so they are derived from these groups when asked.
-- ``customers``: per ``customer`` name: ``n``. ``customers_filtered`` adds ``status``
-  and ``currency``, for the breakdown of a filtered summary.
+- ``customers``: per ``customer`` name: ``n``. For the breakdown of a filtered
+  summary, ``customers_by_status`` adds ``status`` and ``currency``, and
+  ``customers_by_currency`` adds ``currency`` (each filter given alone reads only the
+  groups of its value: customers_facet).
 """
 
 from __future__ import annotations
@@ -311,8 +313,14 @@ ROLLUP = Rollup(
         customers_facet(
             _issued,
             "i.customer_id",
-            facet="customers_filtered",
+            facet="customers_by_status",
             keys={"status": "i.status", "currency": "i.currency"},
+        ),
+        customers_facet(
+            _issued,
+            "i.customer_id",
+            facet="customers_by_currency",
+            keys={"currency": "i.currency"},
         ),
     ),
 )
@@ -352,8 +360,16 @@ FROM ({_UNPAID_GROUPS}) AS unpaid_groups
 GROUP BY status, currency, issue_date, due_date, has_balance
 """  # noqa: S608 -- a facet's reviewed SQL
 _ROLLUP_BY_CUSTOMER_SQL = {
-    filtered: customer_counts_sql(ROLLUP, filtered=filtered) for filtered in (False, True)
+    facet: customer_counts_sql(ROLLUP, facet)
+    for facet in ("customers", "customers_by_status", "customers_by_currency")
 }
+
+
+def _customer_facet(filters: InvoiceSettlementTimeFilters) -> str:
+    """The customer facet whose first key is a filter given (customers_facet)."""
+    if filters.status is not None:
+        return "customers_by_status"
+    return "customers" if filters.currency is None else "customers_by_currency"
 
 
 class InvoiceSettlementTimeReport(Report[InvoiceSettlementTimeFilters]):
@@ -505,9 +521,10 @@ JOIN starts m ON m.day = i.issue_date""",
             "status": filters.status,
             "currency": filters.currency,
         }
-        filtered = filters.status is not None or filters.currency is not None
         parts = await fetch_all(session, _SETTLED_SQL, params)
-        customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
+        customers = await fetch_all(
+            session, _ROLLUP_BY_CUSTOMER_SQL[_customer_facet(filters)], params
+        )
         return _Settled.of(
             bins=[row for row in parts if row["kind"] == "bins"],
             groups=[row for row in parts if row["kind"] != "bins"] + customers,

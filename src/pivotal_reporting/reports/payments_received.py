@@ -10,8 +10,10 @@ when only the window is filtered (or the method or currency), by the rollups
 
 - ``totals``: per ``paid_month`` (its first day, local), ``currency``, ``method`` and
   amount ``bucket``: ``n``, ``amount``.
-- ``customers``: per ``customer`` name: ``n``. ``customers_filtered`` adds ``method``
-  and ``currency``, for the breakdown of a filtered summary.
+- ``customers``: per ``customer`` name: ``n``. For the breakdown of a filtered
+  summary, ``customers_by_method`` adds ``method`` and ``currency``, and
+  ``customers_by_currency`` adds ``currency`` (each filter given alone reads only the
+  groups of its value: customers_facet).
 """
 
 from __future__ import annotations
@@ -173,8 +175,14 @@ ROLLUP = Rollup(
         customers_facet(
             _completed,
             "p.customer_id",
-            facet="customers_filtered",
+            facet="customers_by_method",
             keys={"method": "p.method", "currency": "p.currency"},
+        ),
+        customers_facet(
+            _completed,
+            "p.customer_id",
+            facet="customers_by_currency",
+            keys={"currency": "p.currency"},
         ),
     ),
 )
@@ -187,8 +195,16 @@ FROM ({facet_rows(ROLLUP, "totals", filters_match("method", "currency"))}) AS g
 GROUP BY paid_month, currency, method, bucket
 """  # noqa: S608 -- a facet's reviewed SQL
 _ROLLUP_BY_CUSTOMER_SQL = {
-    filtered: customer_counts_sql(ROLLUP, filtered=filtered) for filtered in (False, True)
+    facet: customer_counts_sql(ROLLUP, facet)
+    for facet in ("customers", "customers_by_method", "customers_by_currency")
 }
+
+
+def _customer_facet(filters: PaymentsReceivedFilters) -> str:
+    """The customer facet whose first key is a filter given (customers_facet)."""
+    if filters.method is not None:
+        return "customers_by_method"
+    return "customers" if filters.currency is None else "customers_by_currency"
 
 
 class PaymentsReceivedReport(Report[PaymentsReceivedFilters]):
@@ -263,9 +279,10 @@ LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoi
             "method": filters.method,
             "currency": filters.currency,
         }
-        filtered = filters.method is not None or filters.currency is not None
         groups = await fetch_all(session, _ROLLUP_TOTALS_SQL, params)
-        customers = await fetch_all(session, _ROLLUP_BY_CUSTOMER_SQL[filtered], params)
+        customers = await fetch_all(
+            session, _ROLLUP_BY_CUSTOMER_SQL[_customer_facet(filters)], params
+        )
         return _summary(groups, customers, filters.currency or ctx.base_currency)
 
 

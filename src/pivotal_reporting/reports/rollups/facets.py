@@ -75,7 +75,10 @@ def customers_facet(
 ) -> Facet:
     """Rows counted per customer name: ``customer`` and ``n``; with ``keys`` (domain
     name → SQL, at most two, e.g. status and currency), also those, for the breakdown
-    of a filtered summary. Month grain only: a day has about one row per customer."""
+    of a filtered summary. The first key is stored in ``key2``, which the lookup index
+    positions on (migration 0014): a filter on it reads only its own groups, so a
+    filter given alone should be a facet's first key. Month grain only: a day has about
+    one row per customer."""
     keys = dict(keys or {})
     stored = {"customer": "key1", **dict(zip(keys, ("key2", "key3"), strict=False)), "n": "n"}
     extra = "".join(f", {expression} AS {name}" for name, expression in keys.items())

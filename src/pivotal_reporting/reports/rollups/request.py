@@ -104,18 +104,12 @@ def filters_match(*names: str, **fixed: str) -> str:
     )
 
 
-def customer_counts_sql(rollup: Rollup, *, filtered: bool) -> str:
-    """Counts per customer name (``kind`` 'customer', ``key``, ``n``, ``amount`` NULL).
-
-    Unfiltered: the compact ``customers`` facet; with one of its filters given, the
-    ``customers_filtered`` facet, keyed by those filters too (``customers_facet``).
-    """
-    if not filtered:
-        rows = facet_rows(rollup, "customers")
-    else:
-        facet = rollup.facet("customers_filtered")
-        keys = [name for name in facet.names if name not in ("customer", "n")]
-        rows = facet_rows(rollup, "customers_filtered", filters_match(*keys))
+def customer_counts_sql(rollup: Rollup, facet: str = "customers") -> str:
+    """Counts per customer name (``kind`` 'customer', ``key``, ``n``, ``amount`` NULL)
+    from a ``customers_facet``: only its groups whose keys equal the filters given of
+    the same names (``filters_match``)."""
+    keys = [name for name in rollup.facet(facet).names if name not in ("customer", "n")]
+    rows = facet_rows(rollup, facet, filters_match(*keys) if keys else "")
     return f"""
 SELECT 'customer' AS kind, customer AS key, sum(n)::bigint AS n, NULL::numeric AS amount
 FROM ({rows}) AS c
