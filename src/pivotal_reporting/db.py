@@ -82,6 +82,8 @@ _READ_SNAPSHOT_SETTINGS = (
 _READ_SNAPSHOT_KEY = "pivotal_read_snapshot"
 _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
 WARN_EVERY_SECONDS = 60.0
+# Second transactions in a snapshot per process (Database.snapshot_sibling).
+SIBLING_POOL_SIZE = 4
 _SET_MAINTENANCE = text("SELECT set_config('app.maintenance', 'on', true)")
 
 
@@ -146,6 +148,18 @@ def _engine(url: str, pool_size: int, **connect_args: Any) -> AsyncEngine:
     )
 
 
+def _sibling_engine(url: str) -> AsyncEngine:
+    """The pool of ``snapshot_sibling``: a few connections, none ever waited for."""
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=SIBLING_POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=0,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
 @dataclass
 class Replica:
     """The read replica's pool and its policy (``replica.py``)."""
@@ -180,6 +194,7 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     replica: Replica | None = None
+    siblings: AsyncEngine | None = None
 
     @classmethod
     def connect(
@@ -196,6 +211,7 @@ class Database:
             engine=engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
             replica=reads,
+            siblings=_sibling_engine(url),
         )
 
     @asynccontextmanager
@@ -295,6 +311,31 @@ class Database:
             metrics.READ_SNAPSHOTS.labels(opened[1].server).inc()
             yield opened
 
+    @asynccontextmanager
+    async def snapshot_sibling(
+        self, organization_id: str, snapshot_id: str
+    ) -> AsyncIterator[AsyncSession | None]:
+        """A second tenant transaction on the primary that sees exactly the snapshot
+        ``snapshot_id`` exported there, so that two queries of one summary run at once;
+        ``None`` at once when none of its own few connections is free. Its pool is not
+        the main pool: a transaction holding a main connection never waits for another
+        (a wait there could, under load, be everyone's)."""
+        if self.siblings is None:
+            yield None
+            return
+        conn = self.siblings.connect()
+        try:
+            await conn.start()
+        except sqlalchemy.exc.TimeoutError:
+            yield None
+            return
+        try:
+            await _import_snapshot(conn, organization_id, snapshot_id)
+            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                yield session
+        finally:
+            await conn.close()
+
     async def send_transaction(self, statements: sql.Composed) -> list[CommandResult]:
         """Run a whole transaction (``BEGIN; ...; COMMIT;``, every value a literal) on the
         primary, sent in one message: its locks are held only while the server runs it,
@@ -358,6 +399,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.siblings is not None:
+            await self.siblings.dispose()
         if self.replica is not None:
             await self.replica.engine.dispose()
 

@@ -36,6 +36,7 @@ from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_all
+from pivotal_reporting.reports.beside import fetch_beside
 from pivotal_reporting.reports.breakdown_limit import REST_DESCRIPTION, OtherCustomers
 from pivotal_reporting.reports.bucket_filters import BucketKey, add_duration_bucket
 from pivotal_reporting.reports.histogram import (
@@ -502,13 +503,12 @@ JOIN starts m ON m.day = i.issue_date""",
     ) -> _Settled:
         where = self.conditions(ctx, filters)
         paid = not filters.overdue_only and filters.status in (None, "paid")
-        return _Settled.of(
-            bins=await fetch_all(session, _paid_bins_sql(where), where.params) if paid else [],
-            groups=await fetch_all(session, _groups_sql(where), where.params),
-            unpaid=UnpaidInvoices.from_groups(
-                await fetch_all(session, _unpaid_sql(where), where.params)
-            ),
-        )
+        async with fetch_beside(session, _groups_sql(where), where.params) as groups:
+            bins = await fetch_all(session, _paid_bins_sql(where), where.params) if paid else []
+            unpaid = await fetch_all(session, _unpaid_sql(where), where.params)
+            return _Settled.of(
+                bins=bins, groups=await groups(), unpaid=UnpaidInvoices.from_groups(unpaid)
+            )
 
     async def _settled(
         self, session: AsyncSession, ctx: ReportContext, filters: InvoiceSettlementTimeFilters
@@ -521,15 +521,16 @@ JOIN starts m ON m.day = i.issue_date""",
             "status": filters.status,
             "currency": filters.currency,
         }
-        parts = await fetch_all(session, _SETTLED_SQL, params)
-        customers = await fetch_all(
-            session, _ROLLUP_BY_CUSTOMER_SQL[_customer_facet(filters)], params
-        )
-        return _Settled.of(
-            bins=[row for row in parts if row["kind"] == "bins"],
-            groups=[row for row in parts if row["kind"] != "bins"] + customers,
-            unpaid=UnpaidInvoices.from_groups(await fetch_all(session, _UNPAID_SQL, params)),
-        )
+        by_customer = _ROLLUP_BY_CUSTOMER_SQL[_customer_facet(filters)]
+        async with fetch_beside(session, by_customer, params) as customers:
+            parts = await fetch_all(session, _SETTLED_SQL, params)
+            unpaid = await fetch_all(session, _UNPAID_SQL, params)
+            return _Settled.of(
+                bins=[row for row in parts if row["kind"] == "bins"],
+                groups=[row for row in parts if row["kind"] != "bins"],
+                unpaid=UnpaidInvoices.from_groups(unpaid),
+                by_customer=(await customers())[0]["counts"],
+            )
 
 
 _COUNTS = ("rows", "overdue", *DISPLAYED_STATUSES)
@@ -551,16 +552,24 @@ class _Settled:
 
     @classmethod
     def of(
-        cls, *, bins: list[dict[str, Any]], groups: list[dict[str, Any]], unpaid: UnpaidInvoices
+        cls,
+        *,
+        bins: list[dict[str, Any]],
+        groups: list[dict[str, Any]],
+        unpaid: UnpaidInvoices,
+        by_customer: dict[str, int] | None = None,
     ) -> _Settled:
-        """From the paid invoices' bin rows and the currency and customer group rows."""
+        """From the paid invoices' bin rows and the currency group rows, and the counts
+        per customer (else from the customer group rows)."""
         timed, negative = split_negative(bins)
+        if by_customer is None:
+            by_customer = {row["key"]: row["n"] for row in groups if row["kind"] == "customer"}
         return cls(
             paid=Histogram.from_rows(timed, DAY_TENTHS_BIN),
             paid_negative=negative,
             paid_counts=category_counts(bins, _COUNTS),
             currency_rows=[row for row in groups if row["kind"] == "currency"],
-            by_customer={row["key"]: row["n"] for row in groups if row["kind"] == "customer"},
+            by_customer=by_customer,
             unpaid=unpaid,
         )
 

@@ -267,7 +267,8 @@ LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoi
         where = self.conditions(ctx, filters)
         groups = await fetch_all(session, _totals_sql(where), where.params)
         customers = await fetch_all(session, _by_customer_sql(where), where.params)
-        return _summary(groups, customers, filters.currency or ctx.base_currency)
+        counts = {row["key"]: row["n"] for row in customers}
+        return _summary(groups, counts, filters.currency or ctx.base_currency)
 
     async def summarize_from_rollup(
         self, session: AsyncSession, ctx: ReportContext, filters: PaymentsReceivedFilters
@@ -280,17 +281,16 @@ LEFT JOIN invoices i ON i.organization_id = p.organization_id AND i.id = p.invoi
             "currency": filters.currency,
         }
         groups = await fetch_all(session, _ROLLUP_TOTALS_SQL, params)
-        customers = await fetch_all(
-            session, _ROLLUP_BY_CUSTOMER_SQL[_customer_facet(filters)], params
-        )
-        return _summary(groups, customers, filters.currency or ctx.base_currency)
+        by_customer = _ROLLUP_BY_CUSTOMER_SQL[_customer_facet(filters)]
+        counts = (await fetch_all(session, by_customer, params))[0]["counts"]
+        return _summary(groups, counts, filters.currency or ctx.base_currency)
 
 
 def _summary(
-    groups: list[dict[str, Any]], customers: list[dict[str, Any]], report_currency: str
+    groups: list[dict[str, Any]], by_customer: dict[str, int], report_currency: str
 ) -> PaymentsReceivedSummary:
-    """The summary from the (month, currency, method, bucket) groups and the customer
-    counts (either path)."""
+    """The summary from the (month, currency, method, bucket) groups and the counts per
+    customer name (either path)."""
     in_currency = [g for g in groups if g["currency"].strip() == report_currency]
     amount = money(sum((g["amount"] for g in in_currency), Decimal(0)))
     count = sum(g["n"] for g in in_currency)
@@ -303,7 +303,7 @@ def _summary(
         payments_in_amount_currency=count,
         payments_by_method=_count_by(groups, "method"),
         payments_by_month=dict(sorted(_count_by(groups, "month").items())),
-        payments_by_customer={row["key"]: row["n"] for row in customers},
+        payments_by_customer=by_customer,
         amount_distribution=distribution(
             money_buckets(*AMOUNT_RANGES, currency=report_currency),
             [sum(g["n"] for g in in_currency if g["bucket"] == i) for i in range(len(BUCKETS))],

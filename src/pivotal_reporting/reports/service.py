@@ -8,10 +8,14 @@ the response is sent.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting import metrics
 from pivotal_reporting.audit.service import append_event
@@ -21,6 +25,7 @@ from pivotal_reporting.errors import ServiceUnavailable
 from pivotal_reporting.replica import ReplicaUnavailable
 from pivotal_reporting.reports import cache
 from pivotal_reporting.reports.base import Report, ReportContext, ReportFilters, fetch_one
+from pivotal_reporting.reports.beside import SIBLING_KEY
 from pivotal_reporting.reports.breakdown_limit import (
     CUSTOMER_BREAKDOWNS,
     limit_customers,
@@ -138,9 +143,22 @@ async def _read_part(
         part = cache.SUMMARIES.get(key)
         if part is None:
             await fetch_one(session, TUNE_TRANSACTION, {})  # for the queries that follow
+            if not read_snapshot_of(session).on_replica:
+                session.info[SIBLING_KEY] = partial(_sibling, database, ctx.organization_id)
             part = await report.clock_free_part(session, ctx, filters)
             cache.SUMMARIES.put(key, part)
         return data_as_of, key, part
+
+
+@asynccontextmanager
+async def _sibling(
+    database: Database, organization_id: str, snapshot_id: str
+) -> AsyncIterator[AsyncSession | None]:
+    """A second transaction in the snapshot of ``_read_part``, tuned as it is (beside.py)."""
+    async with database.snapshot_sibling(organization_id, snapshot_id) as sibling:
+        if sibling is not None:
+            await fetch_one(sibling, TUNE_TRANSACTION, {})
+        yield sibling
 
 
 def _summary_fields(
