@@ -216,19 +216,22 @@ FROM (SELECT i.status, i.currency, i.issue_date, i.due_date, i.balance_due > 0 A
 
 
 def _groups_sql(where: Conditions) -> str:
-    """Invoiced amounts per currency, counts per customer."""
+    """Invoiced amounts per currency (rows of ``kind`` 'currency'), and one row of
+    ``kind`` 'customers' whose ``counts`` are the counts per customer name, as one JSON
+    object in name order (as rollups.customer_counts_sql gives them)."""
     return f"""
 WITH g AS (
     SELECT i.customer_id, i.currency, count(*) AS n, sum(i.total_amount) AS amount
     {SOURCE.rows(where)}
     GROUP BY GROUPING SETS ((i.customer_id), (i.currency))
 )
-SELECT 'currency' AS kind, currency AS key, n, amount FROM g
+SELECT 'currency' AS kind, currency AS key, n, amount, NULL::json AS counts FROM g
 WHERE currency IS NOT NULL
 UNION ALL
-SELECT 'customer', c.name, sum(g.n)::bigint, NULL FROM g
-JOIN customers c ON c.organization_id = %(org)s AND c.id = g.customer_id
-GROUP BY c.name
+SELECT 'customers', NULL, NULL, NULL, coalesce(json_object_agg(name, n ORDER BY name), '{{}}')
+FROM (SELECT c.name, sum(g.n)::bigint AS n FROM g
+      JOIN customers c ON c.organization_id = %(org)s AND c.id = g.customer_id
+      GROUP BY c.name) AS named
 ORDER BY 1, 2
 """  # noqa: S608 -- constants and bound parameters
 
@@ -560,10 +563,10 @@ class _Settled:
         by_customer: dict[str, int] | None = None,
     ) -> _Settled:
         """From the paid invoices' bin rows and the currency group rows, and the counts
-        per customer (else from the customer group rows)."""
+        per customer (else the ``counts`` of the group row of kind 'customers')."""
         timed, negative = split_negative(bins)
         if by_customer is None:
-            by_customer = {row["key"]: row["n"] for row in groups if row["kind"] == "customer"}
+            by_customer = next(row["counts"] for row in groups if row["kind"] == "customers")
         return cls(
             paid=Histogram.from_rows(timed, DAY_TENTHS_BIN),
             paid_negative=negative,
