@@ -1,6 +1,6 @@
 """Report rollups (migration 0007; see ``reports/rollups/``): derived data only.
 
-``report_rollups`` holds per-month and per-day grouped partial aggregates of the summary
+``report_rollups`` holds per-quarter, per-month and per-day grouped partial aggregates of the summary
 reports, ``rollup_periods`` which periods are built (and in which time zone), ``rollup_changes``
 the trigger-written log of source rows changed since.
 """
@@ -84,12 +84,13 @@ report_rollups = Table(
 
 
 class RollupPeriod(Base):
-    """A built month or day: fresh while no change is logged within a day of it."""
+    """A built quarter, month or day: fresh while no change is logged within a day of it."""
 
     __tablename__ = "rollup_periods"
     __table_args__ = (
         CheckConstraint(
-            "grain = 'day' OR (grain = 'month' AND period = date_trunc('month', period)::date)",
+            "grain = 'day' OR (grain = 'month' AND period = date_trunc('month', period)::date)"
+            " OR (grain = 'quarter' AND period = date_trunc('quarter', period)::date)",
             name="grain",
         ),
     )

@@ -203,15 +203,32 @@ GROUP BY 1
 
 
 def _unpaid_sql(where: Conditions) -> str:
-    """The unpaid invoices (issued, part paid, written off) grouped as outstanding.py
-    reads them, with the epoch each issue date's local day began."""
+    """The unpaid invoices (issued, part paid, written off) as outstanding.py reads
+    them (``_unpaid_rows``)."""
+    return _unpaid_rows(f"""
+    SELECT i.status, i.currency, i.issue_date, i.due_date, i.balance_due > 0 AS has_balance,
+           count(*) AS n, sum(i.balance_due) AS balance
+    {SOURCE.rows(where)} AND i.status <> 'paid'
+    GROUP BY 1, 2, 3, 4, 5""")
+
+
+def _unpaid_rows(groups: str) -> str:
+    """``groups`` of unpaid invoices (``status, currency, issue_date, due_date,
+    has_balance, n, balance``) added up as ``UnpaidInvoices.from_groups`` reads them:
+    rows of ``kind`` 'day' per status and issue date, with the epoch the date's local day
+    began, and rows of ``kind`` 'due' per status, currency and due date of the open ones
+    with a balance. Half as many rows as the groups, each converted once."""
     return f"""
-SELECT status, currency, due_date, has_balance, {local_midnight_epoch("issue_date")} AS midnight,
+SELECT kind, status, currency, due_date,
+       CASE kind WHEN 'day' THEN {local_midnight_epoch("issue_date")} END AS midnight,
        n, balance
-FROM (SELECT i.status, i.currency, i.issue_date, i.due_date, i.balance_due > 0 AS has_balance,
-             count(*) AS n, sum(i.balance_due) AS balance
-      {SOURCE.rows(where)} AND i.status <> 'paid'
-      GROUP BY 1, 2, 3, 4, 5) AS unpaid
+FROM (SELECT CASE WHEN GROUPING(issue_date) = 0 THEN 'day' ELSE 'due' END AS kind,
+             status, currency, issue_date, due_date, has_balance,
+             sum(n)::bigint AS n, sum(balance) AS balance
+      FROM ({groups}) AS g
+      GROUP BY GROUPING SETS ((status, issue_date), (status, currency, due_date, has_balance))
+     ) AS added
+WHERE kind = 'day' OR (has_balance AND status IN ('issued', 'part_paid'))
 """  # noqa: S608 -- constants and bound parameters
 
 
@@ -357,12 +374,7 @@ GROUP BY currency
 # The unpaid groups (issued, part paid, written off) per issue date, with the epoch
 # its local day began (one time-zone conversion per group): what days outstanding and
 # overdue are derived from at each request (outstanding.py).
-_UNPAID_SQL = f"""
-SELECT status, currency, due_date, has_balance, {local_midnight_epoch("issue_date")} AS midnight,
-       sum(n) AS n, sum(balance) AS balance
-FROM ({_UNPAID_GROUPS}) AS unpaid_groups
-GROUP BY status, currency, issue_date, due_date, has_balance
-"""  # noqa: S608 -- a facet's reviewed SQL
+_UNPAID_SQL = _unpaid_rows(_UNPAID_GROUPS)
 _ROLLUP_BY_CUSTOMER_SQL = {
     facet: customer_counts_sql(ROLLUP, facet)
     for facet in ("customers", "customers_by_status", "customers_by_currency")

@@ -42,8 +42,10 @@ class UnpaidInvoices:
 
     @classmethod
     def from_groups(cls, groups: Iterable[Mapping[str, Any]]) -> UnpaidInvoices:
-        """From rows ``status, currency, due_date, has_balance, midnight, n, balance``
-        (any grouping at least that fine)."""
+        """From rows of two kinds (invoice_settlement_time._unpaid_rows): ``day``
+        (``status, midnight, n``: every unpaid invoice once) and ``due`` (``status,
+        currency, due_date, n, balance``: the open ones with a balance once); any
+        grouping at least that fine."""
         by_day: dict[float, int] = defaultdict(int)
         by_status: dict[str, int] = dict.fromkeys(OPEN_STATUSES, 0)
         due: dict[tuple[date, str, str], list[Any]] = {}
@@ -51,16 +53,16 @@ class UnpaidInvoices:
         for g in groups:
             n = int(g["n"])
             status = g["status"]
-            if status not in OPEN_STATUSES:
-                written_off += n
-                continue
-            by_day[g["midnight"]] += n
-            by_status[status] += n
-            if g["has_balance"]:
+            if g["kind"] == "due":
                 key = (g["due_date"], str(g["currency"]).strip(), status)
                 entry = due.setdefault(key, [0, Decimal(0)])
                 entry[0] += n
                 entry[1] += g["balance"]
+            elif status not in OPEN_STATUSES:
+                written_off += n
+            else:
+                by_day[g["midnight"]] += n
+                by_status[status] += n
         return cls(
             open_by_day=sorted(by_day.items()),
             open_by_status=by_status,

@@ -1,4 +1,4 @@
-"""The rollup lookup index also positions on ``key2``, after the period
+"""Rollups: the lookup index also positions on ``key2``; quarters may be built
 
 ``ix_report_rollups_lookup`` was ``(organization_id, report_type, facet, grain, period,
 bin)`` with every other column included. A summary filtered by, say, payment method
@@ -10,6 +10,10 @@ the rest included as before. A facet keyed by what a filter compares in ``key2``
 ``customers_by_*`` facets of the invoice and payment summaries) now finds only the
 groups of that value, one index descent per period. Facets that leave ``key2`` open
 read exactly as before: every entry of each period, ``bin`` checked in the index.
+
+``rollup_periods`` may also hold local calendar quarters (``grain = 'quarter'``, the
+period its first day): facets with one group per customer are also rolled up per
+quarter, so a one-year window reads about half as many of their groups.
 
 Revision ID: 0014
 Revises: 0013
@@ -31,7 +35,19 @@ _MEASURES = ["key1", "key3", "day1", "day2", "flag", "n", "total", "low", "high"
 _MEASURES += ["amount", "amount2"]
 
 
+# The name migration 0007 gave it (its naming convention applied twice).
+_GRAIN_CHECK = "ck_rollup_periods_ck_rollup_periods_grain"
+_MONTH_OR_DAY = "grain = 'day' OR (grain = 'month' AND period = date_trunc('month', period)::date)"
+_QUARTER = " OR (grain = 'quarter' AND period = date_trunc('quarter', period)::date)"
+
+
+def _grain_check(condition: str) -> None:
+    op.execute(f"ALTER TABLE rollup_periods DROP CONSTRAINT {_GRAIN_CHECK}")
+    op.execute(f"ALTER TABLE rollup_periods ADD CONSTRAINT {_GRAIN_CHECK} CHECK ({condition})")
+
+
 def upgrade() -> None:
+    _grain_check(_MONTH_OR_DAY + _QUARTER)
     op.drop_index(_INDEX, table_name="report_rollups")
     op.create_index(
         _INDEX,
@@ -42,6 +58,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM report_rollups WHERE grain = 'quarter'")
+    op.execute("DELETE FROM rollup_periods WHERE grain = 'quarter'")
+    _grain_check(_MONTH_OR_DAY)
     op.drop_index(_INDEX, table_name="report_rollups")
     op.create_index(
         _INDEX,

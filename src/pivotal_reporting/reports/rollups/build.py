@@ -16,10 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pivotal_reporting.db import Database
-from pivotal_reporting.reports.rollups.facets import Facet, Rollup
+from pivotal_reporting.reports.rollups.facets import GRAIN_STEPS, Facet, Rollup
 from pivotal_reporting.reports.rollups.request import NAMES_VERSION
 
-GRAINS = ("month", "day")
+GRAINS = ("quarter", "month", "day")
 
 _STALE_SQL = """
 WITH log AS (
@@ -36,6 +36,11 @@ WITH log AS (
            OR names_version <> %(names_version)s)
 )
 SELECT (SELECT coalesce(array_agg(id), '{}') FROM log) AS ids,
+       -- a quarter with a stale day or month in it, or built otherwise itself
+       (SELECT coalesce(array_agg(DISTINCT q ORDER BY q), '{}') FROM (
+            SELECT date_trunc('quarter', day)::date FROM near
+            UNION SELECT date_trunc('quarter', period)::date FROM moved) AS x(q))
+           AS quarters,
        (SELECT coalesce(array_agg(DISTINCT m ORDER BY m), '{}') FROM (
             SELECT date_trunc('month', day)::date FROM near
             UNION SELECT period FROM moved WHERE grain = 'month') AS x(m))
@@ -59,7 +64,7 @@ DO UPDATE SET timezone = excluded.timezone, definition = excluded.definition,
 
 def build_ranges(rollup: Rollup, grain: str) -> str:
     """The ranges relation of the ``%(periods)s`` being built: one per period."""
-    step = f"interval '1 {grain}'"
+    step = GRAIN_STEPS[grain]
     return (
         f"(SELECT * FROM (SELECT p, date_trunc('month', p)::date, "  # noqa: S608 -- reviewed: constants only, values are bound
         f"{rollup.period_range('p', step)} FROM unnest(%(periods)s::date[]) AS p) "
@@ -127,20 +132,23 @@ async def _rebuild(rollup: Rollup, connection: AsyncConnection, organization_id:
     params["names_version"] = (await run(f"SELECT {NAMES_VERSION}", params)).scalar_one()
     stale = (await run(_STALE_SQL, params)).mappings().one()
     ids, months, days = list(stale["ids"]), list(stale["months"]), list(stale["days"])
-    if not months and not days:
+    quarters = list(stale["quarters"]) if rollup.quarterly else []
+    if not months and not days and not quarters:
         await connection.commit()
         return 0
-    params.update(ids=ids, month=months, day=days)
+    params.update(ids=ids, quarter=quarters, month=months, day=days)
     for grain in GRAINS:
         await _rebuild_grain(rollup, run, grain, params)
     await run("DELETE FROM rollup_changes WHERE id = ANY(%(ids)s::bigint[])", params)
     await connection.commit()
-    return len(months) + len(days)
+    return len(quarters) + len(months) + len(days)
 
 
 async def _rebuild_grain(rollup: Rollup, run: Any, grain: str, params: dict[str, Any]) -> None:
     """Replace the groups of the ``params[grain]`` periods and mark them built."""
     grain_params = {**params, "grain": grain, "periods": params[grain]}
+    if not grain_params["periods"]:
+        return
     await run(
         "DELETE FROM report_rollups WHERE organization_id = %(org)s "
         "AND report_type = %(report)s AND grain = %(grain)s "
@@ -148,7 +156,7 @@ async def _rebuild_grain(rollup: Rollup, run: Any, grain: str, params: dict[str,
         grain_params,
     )
     for f in rollup.facets:
-        if grain == "day" and not f.daily:
+        if (grain == "day" and not f.daily) or (grain == "quarter" and not f.quarterly):
             continue
         await run(insert_facet_sql(rollup, f, grain), grain_params)
     await run(_MARK_BUILT_SQL, grain_params)
@@ -173,7 +181,7 @@ async def refresh_rollups(
 ) -> Mapping[str, int]:
     """Refresh every given rollup for the organizations (default: those with changes).
 
-    Returns periods (months and days) rebuilt per report type.
+    Returns periods (quarters, months and days) rebuilt per report type.
     """
     rebuilt: dict[str, int] = {}
     async with database.engine.connect() as connection:

@@ -36,6 +36,14 @@ def range_rows(ranges: str, source: str, join_on: str) -> str:
     return f"FROM {ranges} AS r\nJOIN {source} ON {join_on}"
 
 
+# The length of a period of each grain, as SQL.
+GRAIN_STEPS = {
+    "quarter": "interval '3 months'",
+    "month": "interval '1 month'",
+    "day": "interval '1 day'",
+}
+
+
 @dataclass(frozen=True)
 class Facet:
     """One grouped partial aggregate of a report: its SQL and where it is stored.
@@ -54,11 +62,17 @@ class Facet:
     # Also rolled up per day? Only where a day's groups are far fewer than its rows
     # (not for one group per customer or per fine bin); else a day is read raw.
     daily: bool = False
+    # Also rolled up per local calendar quarter? Where a quarter's groups are far fewer
+    # than its three months' (one group per customer: 10,000, not 30,000); a window
+    # then reads its whole quarters, and months only outside them.
+    quarterly: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.stored.values()) - STORAGE_COLUMNS
         if unknown or len(set(self.stored.values())) != len(self.stored):
             raise ValueError(f"facet {self.name}: bad storage columns {dict(self.stored)}")
+        if self.daily and self.quarterly:
+            raise ValueError(f"facet {self.name}: daily or quarterly, not both")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -77,8 +91,8 @@ def customers_facet(
     name → SQL, at most two, e.g. status and currency), also those, for the breakdown
     of a filtered summary. The first key is stored in ``key2``, which the lookup index
     positions on (migration 0014): a filter on it reads only its own groups, so a
-    filter given alone should be a facet's first key. Month grain only: a day has about
-    one row per customer."""
+    filter given alone should be a facet's first key. Quarters and months: a day has
+    about one row per customer."""
     keys = dict(keys or {})
     stored = {"customer": "key1", **dict(zip(keys, ("key2", "key3"), strict=False)), "n": "n"}
     extra = "".join(f", {expression} AS {name}" for name, expression in keys.items())
@@ -91,7 +105,7 @@ def customers_facet(
     JOIN customers c ON c.organization_id = %(org)s AND c.id = {customer_id}
     GROUP BY r.period, c.name{group}"""
 
-    return Facet(facet, select, stored)
+    return Facet(facet, select, stored, quarterly=True)
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,11 @@ class Rollup:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.facets})
 
+    @property
+    def quarterly(self) -> bool:
+        """Has it a facet rolled up per quarter (else no quarter is built)?"""
+        return any(f.quarterly for f in self.facets)
+
     def facet(self, name: str) -> Facet:
         return self._by_name[name]
 
@@ -121,7 +140,7 @@ class Rollup:
         SQL, other storage, or over other instants, is never fresh."""
         text = repr(
             [
-                (f.name, tuple(f.stored.items()), f.select(_RANGES_MARK), f.daily)
+                (f.name, tuple(f.stored.items()), f.select(_RANGES_MARK), f.daily, f.quarterly)
                 for f in self.facets
             ]
             + [self.period_range("p", "interval '1 day'")]  # how a period's rows are found

@@ -12,7 +12,7 @@ is read from the source rows by the very same facet SQL, so all parts add up ali
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pivotal_reporting.reports.base import ReportContext, fetch_all
-from pivotal_reporting.reports.rollups.facets import Facet, Rollup
+from pivotal_reporting.reports.rollups.facets import GRAIN_STEPS, Facet, Rollup
 
 # Raw ranges a request may read per facet (the window's two edges and two runs of
 # stale periods); more, and the plan reads more raw rather than more ranges.
@@ -30,7 +30,11 @@ NAMES_VERSION = (
     "coalesce((SELECT version FROM rollup_name_versions WHERE organization_id = %(org)s), 0)"
 )
 # The length of a period of the row's grain (SQL, for rows of rollup_periods).
-PERIOD_STEP = "CASE rp.grain WHEN 'month' THEN interval '1 month' ELSE interval '1 day' END"
+PERIOD_STEP = (
+    "CASE rp.grain "
+    + " ".join(f"WHEN '{grain}' THEN {step}" for grain, step in GRAIN_STEPS.items())
+    + " END"
+)
 
 
 def _request_range(rollup: Rollup, slot: str) -> str:
@@ -46,8 +50,9 @@ def _request_range(rollup: Rollup, slot: str) -> str:
     )
 
 
-def _stored_groups(rollup: Rollup, f: Facet, grain: str, only: str) -> str:
-    """The facet's groups of the plan's fresh periods of ``grain``, under domain names."""
+def _stored_groups(rollup: Rollup, f: Facet, grain: str, only: str, periods: str = "") -> str:
+    """The facet's groups of the plan's fresh periods of ``grain`` (the parameter
+    ``periods``, by default ``rollup_<grain>s``), under domain names."""
     columns = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(sql.Identifier(column), sql.Identifier(name))
         for name, column in f.stored.items()
@@ -62,7 +67,7 @@ def _stored_groups(rollup: Rollup, f: Facet, grain: str, only: str) -> str:
         report=sql.Literal(rollup.report_type),
         facet=sql.Literal(f.name),
         grain=sql.Literal(grain),
-        periods=sql.Placeholder(f"rollup_{grain}s"),
+        periods=sql.Placeholder(periods or f"rollup_{grain}s"),
         alias=sql.Identifier(f"{grain}_{f.name}"),
         only=sql.SQL(only),
     )
@@ -80,12 +85,17 @@ def facet_rows(rollup: Rollup, facet: str, where: str = "") -> str:
     f = rollup.facet(facet)
     columns = ", ".join(f.names)
     only = f"AND {where}" if where else ""
-    parts = [_stored_groups(rollup, f, "month", only)]
-    if f.daily:
-        parts.append(_stored_groups(rollup, f, "day", only))
-    # A facet kept daily reads fresh days from the rollup and the rest raw; any other
-    # reads everything outside the fresh months raw.
-    slot = "raw" if f.daily else "gap"
+    if f.quarterly:  # fresh quarters, the fresh months outside them, the rest raw
+        parts = [
+            _stored_groups(rollup, f, "quarter", only),
+            _stored_groups(rollup, f, "month", only, "rollup_quarter_months"),
+        ]
+        slot = "qgap"
+    else:  # fresh months, fresh days if kept daily, the rest raw
+        parts = [_stored_groups(rollup, f, "month", only)]
+        if f.daily:
+            parts.append(_stored_groups(rollup, f, "day", only))
+        slot = "raw" if f.daily else "gap"
     parts += [
         f"SELECT {columns} FROM ({f.select(_request_range(rollup, f'{slot}{k}'))} "  # noqa: S608 -- a facet's reviewed SQL
         f"OFFSET 0) AS raw_{f.name}_{k} WHERE true {only}"
@@ -179,13 +189,27 @@ async def plan(
             "high_day": _utc_date(high),
         },
     )
-    months, gaps = _cover([(low, high)], [p for p in fresh if p["grain"] == "month"])
+    fresh_months = [p for p in fresh if p["grain"] == "month"]
+    months, gaps = _cover([(low, high)], fresh_months)
     if len(gaps) > RAW_SLOTS:  # stale months scattered all over: read it all raw
         months, gaps = [], [(low, high)]
     days, raw = _cover(gaps, [p for p in fresh if p["grain"] == "day"])
     if len(raw) > RAW_SLOTS:
         days, raw = [], gaps
-    return RollupPlan(months, days, raw, gaps, unbounded=(rollup.earliest, rollup.latest))
+    quarters, rest = _cover([(low, high)], [p for p in fresh if p["grain"] == "quarter"])
+    quarter_months, quarter_gaps = _cover(rest, fresh_months)
+    if len(quarter_gaps) > RAW_SLOTS:  # as the months alone would read it
+        quarters, quarter_months, quarter_gaps = [], months, gaps
+    return RollupPlan(
+        months,
+        days,
+        raw,
+        gaps,
+        unbounded=(rollup.earliest, rollup.latest),
+        quarters=quarters,
+        quarter_months=quarter_months,
+        quarter_gaps=quarter_gaps,
+    )
 
 
 def _utc_date(value: datetime | date) -> date:
@@ -216,13 +240,18 @@ def _cover(
 class RollupPlan:
     """What a request reads from the rollup (``months``, ``days``) and raw: ``raw``, the
     ranges left by both (facets kept daily), and ``gaps``, those left by the months
-    (facets not kept daily). At most ``RAW_SLOTS`` ranges each."""
+    (facets not kept daily). Facets kept quarterly read ``quarters``, the
+    ``quarter_months`` outside them, and raw the ``quarter_gaps`` left by both. At most
+    ``RAW_SLOTS`` ranges each."""
 
     months: list[date]
     days: list[date]
     raw: list[tuple[Any, Any]]
     gaps: list[tuple[Any, Any]]
     unbounded: tuple[Any, Any]  # the stand-ins of an open window's ends
+    quarters: list[date] = field(default_factory=list)
+    quarter_months: list[date] = field(default_factory=list)
+    quarter_gaps: list[tuple[Any, Any]] = field(default_factory=list)
 
     def _bound(self, value: Any) -> Any:
         """A range end as bound: an open window's ends become PostgreSQL's infinities."""
@@ -234,8 +263,14 @@ class RollupPlan:
 
     @property
     def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"rollup_months": self.months, "rollup_days": self.days}
-        for slot, ranges in (("raw", self.raw), ("gap", self.gaps)):
+        params: dict[str, Any] = {
+            "rollup_months": self.months,
+            "rollup_days": self.days,
+            "rollup_quarters": self.quarters,
+            "rollup_quarter_months": self.quarter_months,
+        }
+        slots = (("raw", self.raw), ("gap", self.gaps), ("qgap", self.quarter_gaps))
+        for slot, ranges in slots:
             for k in range(RAW_SLOTS):
                 lo, hi = ranges[k] if k < len(ranges) else (None, None)  # unused: empty
                 params[f"{slot}{k}_lo"] = "infinity" if lo is None else self._bound(lo)
