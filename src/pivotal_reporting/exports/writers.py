@@ -90,10 +90,13 @@ async def snapshot_connection(
             "set_config('IntervalStyle', 'iso_8601', true), "
             "set_config('extra_float_digits', '1', true), "
             # One long query: JIT compilation costs more than it saves on these plain
-            # expressions, and the ORDER BY of a million joined rows sorts in memory
-            # instead of in temporary files (for this transaction only).
+            # expressions, the ORDER BY of a million joined rows sorts in memory
+            # instead of in temporary files, and a third parallel worker keeps the
+            # merging process fed (1M rows through psql: 1.8-2.0 s with two, 1.7-1.8 s
+            # with three, on two cores). For this transaction only.
             "set_config('jit', 'off', true), "
-            f"set_config('work_mem', '{EXPORT_WORK_MEM}', true)"
+            f"set_config('work_mem', '{EXPORT_WORK_MEM}', true), "
+            "set_config('max_parallel_workers_per_gather', '3', true)"
         )
         yield conn
 
