@@ -274,10 +274,12 @@ async def one_user(
         body = {"reportType": REPORT, "format": ("csv", "json")[i % 2], "filters": filters}
         try:
             response = await http.post("/v1/reports/export", json=body, headers=headers)
-        except httpx.TransportError:  # counted as a failure, never retried (no duplicates)
+        except httpx.TransportError as exc:  # a failure, never retried (no duplicates)
+            FAILURES.append(f"create: {type(exc).__name__} {exc}")
             results.append(None)
             continue
         if response.status_code != 202:
+            FAILURES.append(f"create: HTTP {response.status_code} {response.text[:200]}")
             results.append(None)
             continue
         job_id = response.json()["jobId"]
@@ -292,8 +294,14 @@ async def one_user(
             job = polled.json()["job"]
             if job["status"] in ("completed", "failed", "cancelled"):
                 break
+        if job["status"] != "completed":
+            FAILURES.append(f"job {job_id}: {job['status']} {job.get('error')}")
         results.append(time.perf_counter() - started if job["status"] == "completed" else None)
     return results
+
+
+# Why each failed job failed (printed under the load table).
+FAILURES: list[str] = []
 
 
 async def load_level(
@@ -353,6 +361,8 @@ def run_load(args: argparse.Namespace) -> None:
     print("|-------|------|---------|----------|----------|---------|------|---------|")
     for line in lines:
         print(line)
+    for failure in FAILURES:
+        print(f"failed: {failure}")
 
 
 def main() -> None:

@@ -507,3 +507,60 @@ _SCATTERED_CHANGES = (
     f"UPDATE payments SET amount = amount + 1 WHERE id = {_PICK.format(table='payments')}",
     f"DELETE FROM time_entries WHERE id = {_PICK.format(table='time_entries')}",
 )
+
+
+def _tamper_customers(db: Session, tenant: Tenant, grain: str, period: date, extra: int) -> None:
+    """Add ``extra`` to the payment summary's stored count of the one customer in a
+    period of ``grain``: visible in its breakdown only if that period is read."""
+    db.execute(
+        text(
+            "UPDATE report_rollups SET n = n + :extra WHERE organization_id = :org "
+            "AND report_type = 'payments_received' AND facet = 'customers' "
+            "AND grain = :grain AND period = :period"
+        ),
+        {"extra": extra, "org": tenant.org.id, "grain": grain, "period": period},
+    )
+    db.commit()
+
+
+def test_customer_counts_read_whole_quarters_then_months_and_a_change_makes_its_quarter_stale(
+    client: httpx.Client, ny_tenant: Tenant, db: Session, database_url: str
+) -> None:
+    """January to April: the first quarter's customer counts are read from its quarter
+    (not from its months), April from its month; a payment in February makes the
+    quarter stale, and its months are read again (February from the rows)."""
+    customer = create_customer(db, org=ny_tenant.org, name="Quarterly Customer")
+    for month in (1, 2, 3, 4):
+        for day in (3, 15):
+            paid_at = datetime(2024, month, day, 18, tzinfo=UTC)
+            create_payment(db, org=ny_tenant.org, customer=customer, paid_at=paid_at)
+    _refresh(database_url, ny_tenant)
+    built = db.execute(
+        text(
+            "SELECT grain, period FROM rollup_periods WHERE organization_id = :org "
+            "AND report_type = 'payments_received' AND grain = 'quarter'"
+        ),
+        {"org": ny_tenant.org.id},
+    ).all()
+    assert ("quarter", date(2024, 1, 1)) in {tuple(row) for row in built}
+
+    def count() -> int:
+        summary = ok_summary(client, ny_tenant, "payments-received", **WINDOW)
+        assert summary["totalPayments"] == sum(summary["paymentsByMonth"].values())
+        return int(summary["paymentsByCustomer"]["Quarterly Customer"])
+
+    assert count() == 8
+    _tamper_customers(db, ny_tenant, "quarter", date(2024, 1, 1), 1000)
+    _tamper_customers(db, ny_tenant, "month", date(2024, 2, 1), 10_000)  # inside the quarter
+    _tamper_customers(db, ny_tenant, "month", date(2024, 4, 1), 100)
+    assert count() == 8 + 1000 + 100, "the quarter and April are read, not February"
+
+    create_payment(
+        db, org=ny_tenant.org, customer=customer, paid_at=datetime(2024, 2, 20, 18, tzinfo=UTC)
+    )
+    assert count() == 9 + 100, "a stale quarter: January and March, February raw, April"
+
+    _refresh(database_url, ny_tenant)  # rebuilds the quarter and February, not April
+    assert count() == 9 + 100
+    summary = ok_summary(client, ny_tenant, "payments-received", **WINDOW)
+    assert summary["totalPayments"] == 9
