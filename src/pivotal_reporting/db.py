@@ -313,24 +313,31 @@ class Database:
 
     @asynccontextmanager
     async def snapshot_sibling(
-        self, organization_id: str, snapshot_id: str
+        self, organization_id: str, snapshot_id: str, setup: str = ""
     ) -> AsyncIterator[AsyncSession | None]:
         """A second tenant transaction on the primary that sees exactly the snapshot
-        ``snapshot_id`` exported there, so that two queries of one summary run at once;
-        ``None`` at once when none of its own few connections is free. Its pool is not
-        the main pool: a transaction holding a main connection never waits for another
-        (a wait there could, under load, be everyone's)."""
+        ``snapshot_id`` exported there (``setup`` run first), so that two queries of
+        one summary run at once; ``None`` at once when none of its own few connections
+        is free, or one cannot be opened or enter the snapshot (the server is full, a
+        connection broke): the caller then runs its query itself. Its pool is not the
+        main pool: a transaction holding a main connection never waits for another (a
+        wait there could, under load, be everyone's)."""
         if self.siblings is None:
             yield None
             return
         conn = self.siblings.connect()
         try:
             await conn.start()
-        except sqlalchemy.exc.TimeoutError:
+            await _import_snapshot(conn, organization_id, snapshot_id)
+            if setup:
+                await conn.exec_driver_sql(setup)
+        except (sqlalchemy.exc.TimeoutError, sqlalchemy.exc.DBAPIError) as exc:
+            log.warning("no second connection for a summary (%s); one connection it is", exc)
+            with contextlib.suppress(Exception):  # a broken connection is discarded
+                await conn.close()
             yield None
             return
         try:
-            await _import_snapshot(conn, organization_id, snapshot_id)
             async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                 yield session
         finally:

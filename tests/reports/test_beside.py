@@ -97,3 +97,21 @@ async def _fail_beside(session: AsyncSession, sql: str) -> None:
     async with fetch_beside(session, sql, {}):
         await asyncio.sleep(0.2)  # the query has begun beside
         _ = 1 / 0
+
+
+def test_a_sibling_that_cannot_enter_the_snapshot_is_none_and_its_connection_returned(
+    db: Session, database: Database
+) -> None:
+    """A snapshot that no longer exists (its transaction ended) cannot be imported: no
+    sibling, so the caller runs its query itself; nothing is left checked out."""
+    org = create_organization(db)
+
+    async def run() -> AsyncSession | None:
+        async with database.tenant_session(org.id, snapshot=True) as session:
+            gone = (await fetch_all(session, "SELECT pg_export_snapshot() AS id", {}))[0]["id"]
+        async with database.snapshot_sibling(org.id, gone) as sibling:
+            return sibling
+
+    assert asyncio.run(run()) is None
+    assert database.siblings is not None
+    assert database.siblings.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -155,9 +155,7 @@ async def _sibling(
     database: Database, organization_id: str, snapshot_id: str
 ) -> AsyncIterator[AsyncSession | None]:
     """A second transaction in the snapshot of ``_read_part``, tuned as it is (beside.py)."""
-    async with database.snapshot_sibling(organization_id, snapshot_id) as sibling:
-        if sibling is not None:
-            await fetch_one(sibling, TUNE_TRANSACTION, {})
+    async with database.snapshot_sibling(organization_id, snapshot_id, TUNE_TRANSACTION) as sibling:
         yield sibling
 
 

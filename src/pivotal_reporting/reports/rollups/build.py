@@ -65,8 +65,10 @@ DO UPDATE SET timezone = excluded.timezone, definition = excluded.definition,
 def build_ranges(rollup: Rollup, grain: str) -> str:
     """The ranges relation of the ``%(periods)s`` being built: one per period."""
     step = GRAIN_STEPS[grain]
+    # A quarter has no one local month: NULL, as when answering a request.
+    month = "NULL::date" if grain == "quarter" else "date_trunc('month', p)::date"
     return (
-        f"(SELECT * FROM (SELECT p, date_trunc('month', p)::date, "  # noqa: S608 -- reviewed: constants only, values are bound
+        f"(SELECT * FROM (SELECT p, {month}, "  # noqa: S608 -- reviewed: constants only, values are bound
         f"{rollup.period_range('p', step)} FROM unnest(%(periods)s::date[]) AS p) "
         "AS periods(period, month, lo, hi))"
     )

@@ -127,8 +127,8 @@ FROM (SELECT customer, sum(n)::bigint AS n FROM ({rows}) AS c GROUP BY customer)
 
 
 _FRESH_SQL = """
-SELECT f.grain, f.period, f.lo, f.hi
-FROM (SELECT rp.grain, rp.period, {period_range}
+SELECT f.grain, f.period, f.lo, f.hi, f.refreshed_at
+FROM (SELECT rp.grain, rp.period, {period_range}, rp.refreshed_at
       FROM rollup_periods rp
       WHERE rp.organization_id = %(org)s AND rp.report_type = %(report)s
         AND rp.timezone = %(tz)s AND rp.definition = %(definition)s
@@ -140,7 +140,7 @@ FROM (SELECT rp.grain, rp.period, {period_range}
             WHERE c.organization_id = rp.organization_id
               AND c.report_type = rp.report_type
               AND c.day BETWEEN rp.period - 1 AND (rp.period + {step})::date)
-     ) AS f(grain, period, lo, hi)
+     ) AS f(grain, period, lo, hi, refreshed_at)
 WHERE f.lo {low_op} %(low)s::{bound} AND f.hi {high_op} %(high)s::{bound}
 ORDER BY f.lo
 """
@@ -196,7 +196,8 @@ async def plan(
     days, raw = _cover(gaps, [p for p in fresh if p["grain"] == "day"])
     if len(raw) > RAW_SLOTS:
         days, raw = [], gaps
-    quarters, rest = _cover([(low, high)], [p for p in fresh if p["grain"] == "quarter"])
+    whole = [p for p in fresh if p["grain"] == "quarter" and _as_built(p, fresh_months)]
+    quarters, rest = _cover([(low, high)], whole)
     quarter_months, quarter_gaps = _cover(rest, fresh_months)
     if len(quarter_gaps) > RAW_SLOTS:  # as the months alone would read it
         quarters, quarter_months, quarter_gaps = [], months, gaps
@@ -210,6 +211,17 @@ async def plan(
         quarter_months=quarter_months,
         quarter_gaps=quarter_gaps,
     )
+
+
+def _as_built(quarter: Mapping[str, Any], months: Sequence[Mapping[str, Any]]) -> bool:
+    """Are the quarter's three months fresh too, and none rebuilt after it? A refresh
+    rebuilds a quarter with its months; a month rebuilt alone (by a process of an
+    earlier version, which knows no quarters, consuming the change log) means the
+    quarter missed a change."""
+    start: date = quarter["period"]
+    wanted = {date(start.year, start.month + k, 1) for k in range(3)}
+    built = {m["period"]: m["refreshed_at"] for m in months if m["period"] in wanted}
+    return len(built) == 3 and all(at <= quarter["refreshed_at"] for at in built.values())
 
 
 def _utc_date(value: datetime | date) -> date:
